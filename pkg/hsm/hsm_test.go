@@ -1,0 +1,268 @@
+package hsm_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/hsm/hsmtest"
+	"github.com/certmill/certmill/pkg/secret"
+)
+
+func TestGenerateSignVerify(t *testing.T) {
+	tok := hsmtest.NewToken(t, 2)
+	h := tok.Open(t)
+	tests := []struct {
+		alg  hsm.Algorithm
+		hash crypto.Hash
+	}{
+		{hsm.ECDSAP256, crypto.SHA256},
+		{hsm.ECDSAP384, crypto.SHA384},
+		{hsm.RSA2048, crypto.SHA256},
+		{hsm.RSA3072, crypto.SHA384},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.alg), func(t *testing.T) {
+			k, err := h.GenerateKey("k-"+string(tc.alg), tc.alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.GenerateKey("k-"+string(tc.alg), tc.alg); !errors.Is(err, hsm.ErrKeyExists) {
+				t.Fatalf("second generate: %v, want ErrKeyExists", err)
+			}
+			found, err := h.Key("k-" + string(tc.alg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found.Algorithm() != tc.alg {
+				t.Fatalf("found algorithm %s", found.Algorithm())
+			}
+			h2 := tc.hash.New()
+			h2.Write([]byte("certmill"))
+			digest := h2.Sum(nil)
+			switch pub := k.Public().(type) {
+			case *ecdsa.PublicKey:
+				sig, err := found.Sign(rand.Reader, digest, tc.hash)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ecdsa.VerifyASN1(pub, digest, sig) {
+					t.Fatal("ECDSA signature does not verify")
+				}
+			case *rsa.PublicKey:
+				sig, err := found.Sign(rand.Reader, digest, tc.hash)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := rsa.VerifyPKCS1v15(pub, tc.hash, digest, sig); err != nil {
+					t.Fatal(err)
+				}
+				pss := &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: tc.hash}
+				sig, err = found.Sign(rand.Reader, digest, pss)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := rsa.VerifyPSS(pub, tc.hash, digest, sig, pss); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+	if _, err := h.Key("absent"); !errors.Is(err, hsm.ErrKeyNotFound) {
+		t.Fatalf("absent key: %v", err)
+	}
+}
+
+func TestWrongPINIsClearAndSecret(t *testing.T) {
+	tok := hsmtest.NewToken(t, 2)
+	cfg := tok.Config
+	wrong := "wrong-pin-4f3a9c"
+	f := filepath.Join(t.TempDir(), "pin")
+	os.WriteFile(f, []byte(wrong), 0o600)
+	cfg.PIN = secret.Source{File: f}
+	_, err := hsm.Open(cfg, nil)
+	if !errors.Is(err, hsm.ErrUnavailable) {
+		t.Fatalf("wrong PIN: %v, want ErrUnavailable", err)
+	}
+	if strings.Contains(err.Error(), wrong) {
+		t.Fatalf("error reveals the PIN: %v", err)
+	}
+	if !strings.Contains(err.Error(), "CKR_PIN_INCORRECT") {
+		t.Fatalf("error does not say why: %v", err)
+	}
+	cfg.PIN = secret.Source{Env: "CERTMILL_TEST_UNSET_PIN"}
+	if _, err := hsm.Open(cfg, nil); err == nil || !strings.Contains(err.Error(), "CERTMILL_TEST_UNSET_PIN") {
+		t.Fatalf("unset env PIN: %v", err)
+	}
+}
+
+// TestRecoversWhenSessionsClosed closes every session of the token under
+// goroutines that keep signing, as a token reset does, leaving the pool full
+// of dead handles (crypto11 #142). Every signature must succeed through a
+// new pool. The fault is injected between signatures, not during one:
+// SoftHSM2 frees a session that C_CloseAllSessions closes while another
+// thread may still be inside C_SignInit with it, and crashes (a use after
+// free that a hardware HSM answers with CKR_SESSION_HANDLE_INVALID).
+func TestRecoversWhenSessionsClosed(t *testing.T) {
+	tok := hsmtest.NewToken(t, 4)
+	h := tok.Open(t)
+	k, err := h.GenerateKey("device-ca", hsm.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var inject sync.RWMutex // writers: the fault; readers: one signature each
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				inject.RLock()
+				_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+				inject.RUnlock()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	waitFor(t, 10*time.Second, func() bool { return ok.Load() > 100 })
+	for range 3 {
+		before := ok.Load()
+		inject.Lock()
+		err := hsm.CloseAllSessions(tok.Config.Module, tok.Config.Token)
+		inject.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, func() bool { return ok.Load() > before+100 })
+	}
+	close(stop)
+	wg.Wait()
+	if h.Reopens() == 0 {
+		t.Fatal("the pool was never reopened, so the fault was not injected")
+	}
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d signatures failed across %d reopens; first: %v", n, h.Reopens(), firstErr.Load())
+	}
+	t.Logf("%d signatures, %d reopens, 0 failures", ok.Load(), h.Reopens())
+	if err := h.Ping(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailsClearlyWhenTokenReset wipes the token under a running pool: the
+// key and the user PIN are gone, so signing must fail with ErrUnavailable
+// or ErrKeyNotFound, quickly, and never hang.
+func TestFailsClearlyWhenTokenReset(t *testing.T) {
+	tok := hsmtest.NewToken(t, 2)
+	h := tok.Open(t)
+	k, err := h.GenerateKey("gone", hsm.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if err := hsm.ResetToken(tok.Config.Module, tok.Config.Token, tok.SOPIN); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, hsm.ErrUnavailable) && !errors.Is(err, hsm.ErrKeyNotFound) {
+			t.Fatalf("after reset: %v, want ErrUnavailable or ErrKeyNotFound", err)
+		}
+		if strings.Contains(err.Error(), tok.PIN.Reveal()) || strings.Contains(err.Error(), tok.SOPIN.Reveal()) {
+			t.Fatal("error reveals a PIN")
+		}
+		t.Logf("after reset: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Sign hung after the token was reset")
+	}
+	if err := h.Ping(); err == nil {
+		t.Fatal("Ping succeeded on a reset token")
+	}
+}
+
+func TestBusyPoolTimesOut(t *testing.T) {
+	tok := hsmtest.NewToken(t, 1)
+	if _, err := tok.Open(t).GenerateKey("rsa", hsm.RSA3072); err != nil {
+		t.Fatal(err)
+	}
+	tok.Config.SessionWait = time.Millisecond
+	k, err := tok.Open(t).Key("rsa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha512.Sum384([]byte("x"))
+	var busy atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA384); errors.Is(err, hsm.ErrBusy) {
+					busy.Add(1)
+				} else if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if busy.Load() == 0 {
+		t.Fatal("8 goroutines on a pool of 1 with a 1ms wait never saw ErrBusy")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	err := hsm.Config{}.Validate()
+	for _, want := range []string{"hsm.token", "hsm.pin", "hsm.sessions", "hsm.session_wait"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to name %s", err, want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
