@@ -18,12 +18,21 @@ type Validator interface {
 	Validate() error
 }
 
-// Decode decodes data into v strictly, then validates v if it can.
-// v should already hold the defaults: fields absent from data keep them.
+// Defaulter is a configuration that fills its unset fields after decoding
+// (for defaults that depend on other fields or live in list elements).
+type Defaulter interface {
+	Defaults()
+}
+
+// Decode decodes data into v strictly, fills defaults, then validates v.
+// v may already hold defaults: fields absent from data keep them.
 func Decode(data []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict())
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("config: %s", yaml.FormatError(err, false, true))
+	}
+	if d, ok := v.(Defaulter); ok {
+		d.Defaults()
 	}
 	if val, ok := v.(Validator); ok {
 		if err := val.Validate(); err != nil {

@@ -97,7 +97,9 @@ func DefaultConfig() Config {
 }
 
 // Validate lists every problem with c.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(true) }
+
+func (c Config) validate(needPIN bool) error {
 	var p config.Problems
 	if c.Module == "" {
 		p.Addf("hsm.module: no PKCS#11 module given and SoftHSM2 not found (hint: apt-get install softhsm2, or run make setup)")
@@ -105,7 +107,7 @@ func (c Config) Validate() error {
 	if c.Token == "" {
 		p.Addf("hsm.token: token label is required")
 	}
-	if c.PIN.IsZero() {
+	if needPIN && c.PIN.IsZero() {
 		p.Addf("hsm.pin: give pin.file or pin.env (PINs are never taken from the command line)")
 	}
 	if c.Sessions < 1 || c.Sessions > 1024 {
@@ -165,6 +167,18 @@ func Open(cfg Config, log *slog.Logger) (*HSM, error) {
 	pin, err := cfg.PIN.Load()
 	if err != nil {
 		return nil, fmt.Errorf("hsm: PIN for token %q: %w", cfg.Token, err)
+	}
+	return OpenPIN(cfg, pin, log)
+}
+
+// OpenPIN is Open with a PIN the caller already holds (the root ceremony
+// derives it from the custodians' shares); cfg.PIN is ignored.
+func OpenPIN(cfg Config, pin secret.Value, log *slog.Logger) (*HSM, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.validate(false); err != nil {
+		return nil, err
 	}
 	h := &HSM{cfg: cfg, pin: pin, log: log.With("token", cfg.Token)}
 	ctx, err := h.configure()
