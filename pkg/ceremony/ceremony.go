@@ -21,8 +21,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -37,6 +35,7 @@ import (
 
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/lint"
+	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/secret"
 	"github.com/certmill/certmill/pkg/serial"
 	"github.com/certmill/certmill/pkg/shamir"
@@ -199,7 +198,7 @@ func Init(cfg *Config, d Deps) (*Result, error) {
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		SubjectKeyId:          keyID(rootKey.Public()),
+		SubjectKeyId:          profile.KeyID(rootKey.Public()),
 	}
 	rootDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, rootKey.Public(), rootKey)
 	if err != nil {
@@ -406,7 +405,7 @@ func issueCA(cfg *Config, st *State, ev *Event, online *hsm.HSM, rootCert *x509.
 		IsCA:                  true,
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
-		SubjectKeyId:          keyID(key.Public()),
+		SubjectKeyId:          profile.KeyID(key.Public()),
 		CRLDistributionPoints: []string{cfg.Root.CRLURL},
 	}
 	if cfg.Root.CertURL != "" {
@@ -494,24 +493,6 @@ func signCRL(cfg *Config, st *State, ev *Event, rootCert *x509.Certificate, root
 		Entries: len(tmpl.RevokedCertificateEntries), File: rel(cfg, numbered),
 	})
 	return nil
-}
-
-// keyID is the SHA-256 of the subjectPublicKey truncated to 160 bits
-// (RFC 7093 §2 method 1).
-func keyID(pub crypto.PublicKey) []byte {
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil
-	}
-	var info struct {
-		Alg pkix.AlgorithmIdentifier
-		Key asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(spki, &info); err != nil {
-		return nil
-	}
-	h := sha256.Sum256(info.Key.Bytes)
-	return h[:20]
 }
 
 // caLinter lints the root, the issuing CAs and root CRLs with every zlint

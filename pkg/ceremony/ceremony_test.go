@@ -12,41 +12,16 @@ import (
 	"testing"
 
 	"github.com/certmill/certmill/pkg/ceremony"
-	"github.com/certmill/certmill/pkg/hsm/hsmtest"
+	"github.com/certmill/certmill/pkg/ceremony/ceremonytest"
 	"github.com/certmill/certmill/pkg/lint"
 )
 
-// newCeremony writes a 3-of-5 ceremony file for the smart-meter hierarchy
-// with unique token labels and loads it.
 func newCeremony(t *testing.T, name string) *ceremony.Config {
-	t.Helper()
-	hsmtest.Setup(t)
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "online.pin"), []byte("online-pin-"+name+"-7c1e"), 0o600)
-	os.WriteFile(filepath.Join(dir, "online.so-pin"), []byte("online-so-"+name+"-93aa"), 0o600)
-	src, err := os.ReadFile("../../configs/ceremony.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := string(src)
-	y = strings.ReplaceAll(y, "out_dir: ../demo/ceremony", "out_dir: out")
-	y = strings.ReplaceAll(y, "../demo/online", "online")
-	y = strings.ReplaceAll(y, "certmill-root", "root-"+name)
-	y = strings.ReplaceAll(y, "certmill-online", "online-"+name)
-	y = strings.ReplaceAll(y, "hierarchy: acme-meters", "hierarchy: acme-"+name)
-	// A fourth CA that a later ceremony issues.
-	y += `  - name: spare
+	return ceremonytest.Config(t, name, `  - name: spare
     key: {label: spare-ca, algorithm: rsa-2048}
     subject: {common_name: "Acme Meters Spare CA", organization: "Acme Meters", country: "DE"}
     ext_key_usages: [clientAuth]
-`
-	f := filepath.Join(dir, "ceremony.yaml")
-	os.WriteFile(f, []byte(y), 0o600)
-	cfg, err := ceremony.Load(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+`)
 }
 
 func shareFiles(t *testing.T, cfg *ceremony.Config, names ...string) []ceremony.Share {

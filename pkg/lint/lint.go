@@ -17,9 +17,12 @@ import (
 	zl "github.com/zmap/zlint/v3/lint"
 )
 
-// PublicOnly are lints that certmill never runs: they protect the public
-// Web PKI from specific CAs and say nothing about a private hierarchy.
-var PublicOnly = []string{"e_cert_issued_by_compromised_emudhra_ca"}
+// PublicOnly are lints that certmill never runs: they serve the public
+// Web PKI's browser policies and incidents and say nothing about a private
+// hierarchy. e_cert_issued_by_compromised_emudhra_ca guards against one
+// public CA; n_ct_sct_policy_count_unsatisfied asks for Certificate
+// Transparency SCTs, which private device certificates are not logged for.
+var PublicOnly = []string{"e_cert_issued_by_compromised_emudhra_ca", "n_ct_sct_policy_count_unsatisfied"}
 
 // Finding is one lint that did not pass.
 type Finding struct {

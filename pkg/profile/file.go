@@ -1,0 +1,51 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/certmill/certmill/pkg/config"
+)
+
+// File is an issuers file: every issuing CA and its profiles.
+type File struct {
+	Issuers []*Issuer `yaml:"issuers"`
+}
+
+// Validate compiles every issuer and lists every problem.
+func (f *File) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, iss := range f.Issuers {
+		if seen[iss.Name] {
+			errs = append(errs, fmt.Errorf("issuers: %q appears twice", iss.Name))
+		}
+		seen[iss.Name] = true
+		if err := iss.Compile(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(f.Issuers) == 0 {
+		errs = append(errs, errors.New("issuers: none"))
+	}
+	return errors.Join(errs...)
+}
+
+// Issuer returns the issuer named name, or nil.
+func (f *File) Issuer(name string) *Issuer {
+	for _, iss := range f.Issuers {
+		if iss.Name == name {
+			return iss
+		}
+	}
+	return nil
+}
+
+// Load reads and validates an issuers file.
+func Load(path string) (*File, error) {
+	f := &File{}
+	if err := config.Load(path, f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
