@@ -15,12 +15,12 @@ import (
 
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/secret"
+	"github.com/certmill/certmill/pkg/softhsm"
 )
 
 var (
 	setupOnce sync.Once
 	setupErr  error
-	tokenDir  string
 )
 
 // Setup points SOFTHSM2_CONF at a fresh token directory for this process.
@@ -33,15 +33,7 @@ func Setup(t testing.TB) {
 		if setupErr != nil {
 			return
 		}
-		tokenDir = filepath.Join(dir, "tokens")
-		if setupErr = os.Mkdir(tokenDir, 0o700); setupErr != nil {
-			return
-		}
-		conf := filepath.Join(dir, "softhsm2.conf")
-		setupErr = os.WriteFile(conf, []byte("directories.tokendir = "+tokenDir+"\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"), 0o600)
-		if setupErr == nil {
-			setupErr = os.Setenv("SOFTHSM2_CONF", conf)
-		}
+		_, setupErr = softhsm.Use(dir)
 	})
 	if setupErr != nil {
 		t.Fatalf("hsmtest: %v", setupErr)
