@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,5 +266,55 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", d)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLogsHoldNoPIN captures the logs of a signing run, including a lost
+// session and a failed login, and searches them for the PINs.
+func TestLogsHoldNoPIN(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tok := hsmtest.NewToken(t, 2)
+	// A wrong PIN first: PKCS#11 logins are per process, so once the right
+	// PIN is logged in, a wrong one would not even be checked.
+	bad := tok.Config
+	f := filepath.Join(t.TempDir(), "pin")
+	os.WriteFile(f, []byte("wrong-8d1f2a"), 0o600)
+	bad.PIN = secret.Source{File: f}
+	if _, err := hsm.Open(bad, log); err != nil {
+		log.Error("open failed", "err", err)
+	}
+	h, err := hsm.Open(tok.Config, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	k, err := h.GenerateKey("k", hsm.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	k.Sign(rand.Reader, digest[:], crypto.SHA256)
+	hsm.CloseAllSessions(tok.Config.Module, tok.Config.Token)
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("config", "pin", tok.Config.PIN, "value", tok.PIN)
+	out := logs.String()
+	if !strings.Contains(out, "reopening") || !strings.Contains(out, "open failed") {
+		t.Fatalf("logs were not captured:\n%s", out)
+	}
+	for _, s := range []string{tok.PIN.Reveal(), tok.SOPIN.Reveal(), "wrong-8d1f2a"} {
+		if strings.Contains(out, s) {
+			t.Fatalf("logs contain a PIN:\n%s", out)
+		}
+	}
+	if fmt.Sprint(tok.PIN) != "REDACTED" || fmt.Sprintf("%v %s %q %+v %#v", tok.PIN, tok.PIN, tok.PIN, tok.PIN, tok.PIN) == "" {
+		t.Fatal("secret.Value formats its contents")
+	}
+	for _, verb := range []string{"%v", "%s", "%q", "%+v", "%#v", "%x"} {
+		if got := fmt.Sprintf(verb, tok.PIN); strings.Contains(got, tok.PIN.Reveal()) {
+			t.Fatalf("%s reveals the PIN: %s", verb, got)
+		}
 	}
 }
