@@ -1,0 +1,109 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Entry is one record as a reader receives it.
+type Entry struct {
+	Seq    uint64 // stream sequence
+	Time   time.Time
+	Record Record
+	// Err is set when the record could not be decoded: ErrUnknownKind for
+	// a kind this reader does not know (skip it), another error for a
+	// damaged record (skip it and alert).
+	Err error
+}
+
+// Applier is a reader's state. Apply must make the entries' effects and
+// lastSeq durable together (one synced write), and must be idempotent:
+// entries at or below the last applied sequence change nothing.
+type Applier interface {
+	Apply(entries []Entry, lastSeq uint64) error
+}
+
+// ConsumeOptions tune Consume.
+type ConsumeOptions struct {
+	// MaxBatch is the most entries handed to one Apply. Default 512.
+	MaxBatch int
+	// CaughtUp, if set, is called once, when the reader has applied every
+	// record that was in the stream when Consume started. Until then a
+	// reader must not answer from its state (the responder says tryLater).
+	CaughtUp func(lastSeq uint64)
+}
+
+// Consume delivers every record after from (the reader's last applied
+// sequence, 0 for none) to a, in stream order, until ctx ends or Apply
+// fails. It uses an ordered consumer: the position lives with the reader's
+// state, not on the server, and a gap or a lost consumer is repaired by
+// the client recreating it from the last delivered sequence.
+func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts ConsumeOptions) error {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	target, err := l.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	caughtUp := false
+	check := func(applied uint64) {
+		if !caughtUp && applied >= target {
+			caughtUp = true
+			if opts.CaughtUp != nil {
+				opts.CaughtUp(applied)
+			}
+		}
+	}
+	check(from)
+	cc := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 0 {
+		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cc.OptStartSeq = from + 1
+	}
+	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, cc)
+	if err != nil {
+		return fmt.Errorf("ledger: consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * opts.MaxBatch))
+	if err != nil {
+		return fmt.Errorf("ledger: consume: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+
+	buf := make([]Entry, 0, opts.MaxBatch)
+	applied := from
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return ctx.Err()
+			}
+			return fmt.Errorf("ledger: consume: %w", err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("ledger: consume: metadata: %w", err)
+		}
+		if md.Sequence.Stream <= applied {
+			continue // delivered again after a consumer reset
+		}
+		r, derr := Decode(m.Data())
+		buf = append(buf, Entry{Seq: md.Sequence.Stream, Time: md.Timestamp, Record: r, Err: derr})
+		if md.NumPending == 0 || len(buf) == cap(buf) {
+			last := buf[len(buf)-1].Seq
+			if err := a.Apply(buf, last); err != nil {
+				return fmt.Errorf("ledger: apply up to %d: %w", last, err)
+			}
+			applied = last
+			buf = buf[:0]
+			check(applied)
+		}
+	}
+}

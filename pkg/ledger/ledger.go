@@ -1,0 +1,524 @@
+// Package ledger is certmill's system of record: issuance, revocation and
+// batch records on a NATS JetStream stream.
+//
+// Writers (the signer) publish records and return only after JetStream has
+// acknowledged them; a certificate reaches a caller only after that. A
+// chunk of up to MaxChunk-1 certificates commits as one atomic batch
+// (nats-server 2.12+) together with its idempotency guard, so it costs one
+// fsync, and commits only if no guard for the same idempotency key and
+// chunk exists: a retried batch finds the guard and gets the same
+// certificates back instead of new ones.
+//
+// Readers (the responder, crlgen) Consume the stream from the sequence
+// they last applied, which they store with their own state.
+//
+// Durability: the stream is file-backed and the server must fsync every
+// write (sync_interval: always). Jepsen's 2025 analysis of NATS found
+// acknowledged writes lost under the default lazy fsync. Open refuses a
+// server that does not sync always.
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/certmill/certmill/pkg/config"
+)
+
+// MaxChunk is the most messages in one atomic batch: nats-server's default
+// limit (streamDefaultMaxBatchSize), which an external server may keep.
+const MaxChunk = 1000
+
+// Sentinel errors callers branch on.
+var (
+	// ErrGuardExists: a chunk with this idempotency key was committed before.
+	ErrGuardExists = errors.New("ledger: idempotency guard exists")
+	// ErrNotFound: no record for that serial or key.
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrNotDurable: the server does not fsync every write.
+	ErrNotDurable = errors.New("ledger: server does not sync every write")
+)
+
+// Config says where the ledger is and how the stream is kept.
+type Config struct {
+	// URL of an external nats-server or cluster (nats://host:4222,...).
+	// Empty: nats-server runs embedded in this process, data in Dir.
+	URL string `yaml:"url"`
+	// Credentials is a NATS credentials file for URL. Optional.
+	Credentials string `yaml:"credentials"`
+	// MonitorURLs are the servers' HTTP monitoring endpoints
+	// (http://host:8222), one per server; Open reads /varz from each and
+	// refuses a server that does not sync always. Required with URL.
+	MonitorURLs []string `yaml:"monitor_urls"`
+	// Dir holds the embedded server's data. Required without URL.
+	Dir string `yaml:"dir"`
+	// Listen, for the embedded server, is a host:port that other processes
+	// may connect to. Empty: in-process connections only.
+	Listen string `yaml:"listen"`
+	// Stream is the stream's name. Default CERTMILL.
+	Stream string `yaml:"stream"`
+	// Prefix is the first subject token. Default certmill.
+	Prefix string `yaml:"prefix"`
+	// Replicas is 1 for one server, 3 for a three-node cluster. Default 1.
+	Replicas int `yaml:"replicas"`
+	// DuplicateWindow is JetStream's Nats-Msg-Id window. Default 10m.
+	// Idempotency beyond it rests on the batch guards, kept as long as
+	// their certificates.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// RetentionMargin is how long a record outlives its certificate's
+	// notAfter (a per-message TTL). Default 8760h (a year), so that CRLs
+	// and lookups still see recently expired certificates.
+	RetentionMargin time.Duration `yaml:"retention_margin"`
+	// AckTimeout bounds each publish's wait for the acknowledgement. Default 10s.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.Stream == "" {
+		c.Stream = "CERTMILL"
+	}
+	if c.Prefix == "" {
+		c.Prefix = "certmill"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.RetentionMargin == 0 {
+		c.RetentionMargin = 365 * 24 * time.Hour
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 10 * time.Second
+	}
+}
+
+// Validate lists every problem.
+func (c *Config) Validate() error {
+	var p config.Problems
+	if c.URL == "" && c.Dir == "" {
+		p.Addf("ledger: give dir (embedded server) or url (external server)")
+	}
+	if c.URL != "" && len(c.MonitorURLs) == 0 {
+		p.Addf("ledger.monitor_urls: required with url, to check that every server syncs every write")
+	}
+	if c.Replicas != 1 && c.Replicas != 3 {
+		p.Addf("ledger.replicas: %d, want 1 or 3", c.Replicas)
+	}
+	if !ValidName(c.Stream) || !ValidName(c.Prefix) {
+		p.Addf("ledger.stream and ledger.prefix: letters, digits, - and _ only")
+	}
+	if c.DuplicateWindow < time.Second || c.AckTimeout < time.Millisecond || c.RetentionMargin < 0 {
+		p.Addf("ledger: duplicate_window, ack_timeout and retention_margin must be positive")
+	}
+	return p.Err()
+}
+
+// Ledger is an open connection to the stream. Safe for concurrent use.
+type Ledger struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.Server // embedded, or nil
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+// Open starts or connects to the server, checks that it syncs every write,
+// and creates or updates the stream.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Ledger, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Ledger{cfg: cfg, log: log}
+	var err error
+	if cfg.URL == "" {
+		if l.srv, err = startEmbedded(cfg, log); err != nil {
+			return nil, err
+		}
+		l.nc, err = nats.Connect("", nats.InProcessServer(l.srv), nats.Name("certmill"), nats.MaxReconnects(-1))
+	} else {
+		for _, m := range cfg.MonitorURLs {
+			if err := CheckSyncAlways(ctx, m); err != nil {
+				return nil, err
+			}
+		}
+		opts := []nats.Option{nats.Name("certmill"), nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.Timeout(5 * time.Second)}
+		if cfg.Credentials != "" {
+			opts = append(opts, nats.UserCredentials(cfg.Credentials))
+		}
+		l.nc, err = nats.Connect(cfg.URL, opts...)
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("ledger: connect: %w (hint: is nats-server running with JetStream?)", err)
+	}
+	if l.js, err = jetstream.New(l.nc); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := l.ensureStream(ctx); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "certmill-embedded",
+		JetStream:  true,
+		StoreDir:   cfg.Dir,
+		// INVARIANT: every acknowledged write is on disk (fsync per write).
+		SyncAlways:   true,
+		SyncInterval: 2 * time.Minute,
+		DontListen:   cfg.Listen == "",
+		NoSigs:       true,
+		NoLog:        true,
+	}
+	if cfg.Listen != "" {
+		host, port, ok := strings.Cut(cfg.Listen, ":")
+		if !ok {
+			return nil, fmt.Errorf("ledger.listen: %q is not host:port", cfg.Listen)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("ledger.listen: %q: %w", cfg.Listen, err)
+		}
+		opts.Host, opts.Port = host, p
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: embedded nats-server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("ledger: embedded nats-server not ready within 30s")
+	}
+	log.Info("ledger: embedded nats-server started", "dir", cfg.Dir, "listen", cfg.Listen, "sync_always", true)
+	return s, nil
+}
+
+// CheckSyncAlways reads a server's /varz and returns ErrNotDurable unless
+// JetStream is configured with sync_interval: always.
+func CheckSyncAlways(ctx context.Context, monitorURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(monitorURL, "/")+"/varz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("ledger: read %s/varz: %w (hint: the server needs http_port for monitoring)", monitorURL, err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		JetStream struct {
+			Config struct {
+				SyncAlways bool `json:"sync_always"`
+			} `json:"config"`
+		} `json:"jetstream"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&v); err != nil {
+		return fmt.Errorf("ledger: %s/varz: %w", monitorURL, err)
+	}
+	if !v.JetStream.Config.SyncAlways {
+		return fmt.Errorf("%w: %s (hint: set jetstream { sync_interval: always } in its configuration)", ErrNotDurable, monitorURL)
+	}
+	return nil
+}
+
+func (l *Ledger) ensureStream(ctx context.Context) error {
+	sc := jetstream.StreamConfig{
+		Name:               l.cfg.Stream,
+		Description:        "certmill ledger: issued, revoked and batch records",
+		Subjects:           []string{l.cfg.Prefix + ".>"},
+		Storage:            jetstream.FileStorage,
+		Replicas:           l.cfg.Replicas,
+		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardNew, // never drop old records to make room
+		Duplicates:         l.cfg.DuplicateWindow,
+		DenyDelete:         true,
+		DenyPurge:          true,
+		AllowDirect:        true,
+		AllowMsgTTL:        true,
+		AllowAtomicPublish: true,
+	}
+	s, err := l.js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return fmt.Errorf("ledger: create stream %s: %w", l.cfg.Stream, err)
+	}
+	l.stream = s
+	return nil
+}
+
+// Close disconnects and stops the embedded server, if any.
+func (l *Ledger) Close() {
+	if l.nc != nil {
+		l.nc.Drain()
+		l.nc.Close()
+	}
+	if l.srv != nil {
+		l.srv.Shutdown()
+		l.srv.WaitForShutdown()
+	}
+}
+
+// Conn is the NATS connection, for readiness probes.
+func (l *Ledger) Conn() *nats.Conn { return l.nc }
+
+// Ping checks that the stream answers.
+func (l *Ledger) Ping(ctx context.Context) error {
+	_, err := l.stream.Info(ctx)
+	return err
+}
+
+// LastSeq is the stream's last sequence now.
+func (l *Ledger) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+func (l *Ledger) issuedSubject(issuer string, serial []byte) string {
+	return l.cfg.Prefix + ".iss." + issuer + "." + SerialHex(serial)
+}
+func (l *Ledger) revokedSubject(issuer string, serial []byte) string {
+	return l.cfg.Prefix + ".rev." + issuer + "." + SerialHex(serial)
+}
+func (l *Ledger) batchSubject(tenant, key string, chunk int) string {
+	return l.cfg.Prefix + ".batch." + tenant + "." + key + "." + strconv.Itoa(chunk)
+}
+
+// ttl keeps a record until notAfter plus the margin.
+func (l *Ledger) ttl(notAfter int64) string {
+	d := time.Until(unixTime(notAfter)) + l.cfg.RetentionMargin
+	if d < time.Hour {
+		d = time.Hour
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10)
+}
+
+func (l *Ledger) msg(subject, id string, r Record, notAfter int64) (*nats.Msg, error) {
+	data, err := Encode(r)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set("Nats-TTL", l.ttl(notAfter))
+	return m, nil
+}
+
+// pubAck is JetStream's answer to a publish or a batch commit.
+type pubAck struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq"`
+	Batch  string `json:"batch"`
+	Count  int    `json:"count"`
+	Dup    bool   `json:"duplicate"`
+	Error  *struct {
+		Code        int    `json:"code"`
+		ErrCode     int    `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+}
+
+// JetStream error codes this package branches on.
+const (
+	errWrongLastSequence = 10071
+	errBatchDuplicate    = 10201
+	errDuplicateConflict = 10158
+)
+
+// APIError is an error JetStream returned for a publish.
+type APIError struct {
+	Code, ErrCode int
+	Description   string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("ledger: jetstream error %d: %s", e.ErrCode, e.Description)
+}
+
+// publishAtomic commits msgs as one atomic batch and returns the stream
+// sequence of the first. Either every message is stored or none is.
+func (l *Ledger) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) == 0 || len(msgs) > MaxChunk {
+		return 0, fmt.Errorf("ledger: atomic batch of %d messages, want 1..%d", len(msgs), MaxChunk)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
+	defer cancel()
+	id := nuid.Next()
+	for i, m := range msgs {
+		m.Header.Set("Nats-Batch-Id", id)
+		m.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
+		if i == len(msgs)-1 {
+			m.Header.Set("Nats-Batch-Commit", "1")
+			break
+		}
+		if err := l.nc.PublishMsg(m); err != nil {
+			return 0, fmt.Errorf("ledger: publish batch %s: %w", id, err)
+		}
+	}
+	resp, err := l.nc.RequestMsgWithContext(ctx, msgs[len(msgs)-1])
+	if err != nil {
+		return 0, fmt.Errorf("ledger: commit batch %s of %d: %w", id, len(msgs), err)
+	}
+	var ack pubAck
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return 0, fmt.Errorf("ledger: commit batch %s: bad acknowledgement: %w", id, err)
+	}
+	if ack.Error != nil {
+		return 0, &APIError{Code: ack.Error.Code, ErrCode: ack.Error.ErrCode, Description: ack.Error.Description}
+	}
+	if ack.Count != len(msgs) || ack.Seq < uint64(len(msgs)) {
+		return 0, fmt.Errorf("ledger: commit batch %s: acknowledged %d of %d messages", id, ack.Count, len(msgs))
+	}
+	return ack.Seq - uint64(len(msgs)) + 1, nil
+}
+
+// Chunk is one atomic commit of issued certificates and their guard.
+type Chunk struct {
+	Guard  Batch
+	Issued []Issued
+}
+
+// CommitChunk publishes the chunk's Issued records and its guard as one
+// atomic batch and waits for the acknowledgement. It returns
+// ErrGuardExists if a guard for the same tenant, key and chunk was
+// committed before; then nothing of this chunk was stored.
+func (l *Ledger) CommitChunk(ctx context.Context, c Chunk) (firstSeq uint64, err error) {
+	if len(c.Issued)+1 > MaxChunk {
+		return 0, fmt.Errorf("ledger: chunk of %d certificates, at most %d", len(c.Issued), MaxChunk-1)
+	}
+	msgs := make([]*nats.Msg, 0, len(c.Issued)+1)
+	for i := range c.Issued {
+		is := &c.Issued[i]
+		if !ValidName(is.Issuer) {
+			return 0, fmt.Errorf("ledger: issuer name %q", is.Issuer)
+		}
+		m, err := l.msg(l.issuedSubject(is.Issuer, is.Serial), "iss."+is.Issuer+"."+SerialHex(is.Serial), Record{Kind: KindIssued, Issued: is}, is.NotAfter)
+		if err != nil {
+			return 0, err
+		}
+		msgs = append(msgs, m)
+	}
+	g := c.Guard
+	if !ValidName(g.Tenant) || g.Key == "" {
+		return 0, fmt.Errorf("ledger: guard needs a tenant name and a key")
+	}
+	m, err := l.msg(l.batchSubject(g.Tenant, g.Key, g.Chunk), "batch."+g.Tenant+"."+g.Key+"."+strconv.Itoa(g.Chunk), Record{Kind: KindBatch, Batch: &g}, g.NotAfter)
+	if err != nil {
+		return 0, err
+	}
+	// Only the first guard for this key and chunk may be stored.
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	msgs = append(msgs, m)
+	seq, err := l.publishAtomic(ctx, msgs)
+	var api *APIError
+	if errors.As(err, &api) && (api.ErrCode == errWrongLastSequence || api.ErrCode == errBatchDuplicate || api.ErrCode == errDuplicateConflict) {
+		return 0, fmt.Errorf("%w: %v", ErrGuardExists, err)
+	}
+	return seq, err
+}
+
+// Revoke records a revocation once. If the certificate was revoked before,
+// it returns the first revocation and already = true; the record is never
+// replaced, so a revocation never changes its time or reason.
+func (l *Ledger) Revoke(ctx context.Context, r Revoked) (first Revoked, already bool, err error) {
+	if !ValidName(r.Issuer) || len(r.Serial) == 0 {
+		return r, false, fmt.Errorf("ledger: revocation needs an issuer name and a serial")
+	}
+	m, err := l.msg(l.revokedSubject(r.Issuer, r.Serial), "rev."+r.Issuer+"."+SerialHex(r.Serial), Record{Kind: KindRevoked, Revoked: &r}, r.NotAfter)
+	if err != nil {
+		return r, false, err
+	}
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	_, err = l.publishAtomic(ctx, []*nats.Msg{m})
+	var api *APIError
+	if errors.As(err, &api) && (api.ErrCode == errWrongLastSequence || api.ErrCode == errBatchDuplicate || api.ErrCode == errDuplicateConflict) {
+		prev, _, lerr := l.lastRecord(ctx, l.revokedSubject(r.Issuer, r.Serial))
+		if lerr != nil {
+			return r, false, lerr
+		}
+		return *prev.Revoked, true, nil
+	}
+	return r, false, err
+}
+
+func (l *Ledger) lastRecord(ctx context.Context, subject string) (Record, uint64, error) {
+	raw, err := l.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Record{}, 0, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("ledger: get %s: %w", subject, err)
+	}
+	r, err := Decode(raw.Data)
+	return r, raw.Sequence, err
+}
+
+// Cert is what the ledger knows of one certificate.
+type Cert struct {
+	Issued  *Issued
+	Revoked *Revoked // nil while good
+}
+
+// Lookup returns the issuance and revocation records of one serial, or
+// ErrNotFound if it was never issued.
+func (l *Ledger) Lookup(ctx context.Context, issuer string, serial *big.Int) (Cert, error) {
+	if !ValidName(issuer) {
+		return Cert{}, ErrNotFound
+	}
+	s := serial.Bytes()
+	iss, _, err := l.lastRecord(ctx, l.issuedSubject(issuer, s))
+	if err != nil {
+		return Cert{}, err
+	}
+	c := Cert{Issued: iss.Issued}
+	rev, _, err := l.lastRecord(ctx, l.revokedSubject(issuer, s))
+	switch {
+	case err == nil:
+		c.Revoked = rev.Revoked
+	case !errors.Is(err, ErrNotFound):
+		return Cert{}, err
+	}
+	return c, nil
+}
+
+// Guard returns the guard of one chunk of an idempotent batch, or ErrNotFound.
+func (l *Ledger) Guard(ctx context.Context, tenant, key string, chunk int) (*Batch, error) {
+	if !ValidName(tenant) {
+		return nil, ErrNotFound
+	}
+	r, _, err := l.lastRecord(ctx, l.batchSubject(tenant, key, chunk))
+	if err != nil {
+		return nil, err
+	}
+	return r.Batch, nil
+}

@@ -1,0 +1,240 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/pkg/ledger/ledgertest"
+	"github.com/certmill/certmill/pkg/serial"
+)
+
+func issued(issuer string, n int) []ledger.Issued {
+	out := make([]ledger.Issued, n)
+	for i := range out {
+		sn, _ := serial.New()
+		der := make([]byte, 400)
+		rand.Read(der)
+		out[i] = ledger.Issued{Issuer: issuer, Serial: sn.Bytes(), NotBefore: time.Now().Unix(),
+			NotAfter: time.Now().AddDate(1, 0, 0).Unix(), DER: der, Tenant: "acme", Profile: "device",
+			Index: i, Metadata: map[string]string{"device_id": fmt.Sprint("MTR-", i)}, IssuedAt: time.Now().UnixNano()}
+	}
+	return out
+}
+
+func chunk(key string, n, idx int, is []ledger.Issued) ledger.Chunk {
+	g := ledger.Batch{Tenant: "acme", Issuer: "manufacturing", Profile: "device", Key: ledger.KeyHash("acme", "manufacturing", "device", key), Chunk: idx, Chunks: n}
+	for _, x := range is {
+		g.Indexes = append(g.Indexes, x.Index)
+		g.Serials = append(g.Serials, x.Serial)
+		g.NotAfter = max(g.NotAfter, x.NotAfter)
+	}
+	return ledger.Chunk{Guard: g, Issued: is}
+}
+
+func TestCommitLookupRevoke(t *testing.T) {
+	ctx := context.Background()
+	l := ledgertest.Embedded(t)
+	is := issued("manufacturing", 50)
+	first, err := l.CommitChunk(ctx, chunk("k1", 1, 0, is))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 {
+		t.Fatalf("first sequence %d, want 1", first)
+	}
+	// The same key and chunk again, with other certificates: refused whole.
+	again := issued("manufacturing", 50)
+	if _, err := l.CommitChunk(ctx, chunk("k1", 1, 0, again)); !errors.Is(err, ledger.ErrGuardExists) {
+		t.Fatalf("second commit with the same key: %v, want ErrGuardExists", err)
+	}
+	if _, err := l.Lookup(ctx, "manufacturing", new(big.Int).SetBytes(again[0].Serial)); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("a certificate of the refused chunk is in the ledger: %v", err)
+	}
+	g, err := l.Guard(ctx, "acme", ledger.KeyHash("acme", "manufacturing", "device", "k1"), 0)
+	if err != nil || len(g.Serials) != 50 || string(g.Serials[7]) != string(is[7].Serial) {
+		t.Fatalf("guard: %v %+v", err, g)
+	}
+	c, err := l.Lookup(ctx, "manufacturing", new(big.Int).SetBytes(is[3].Serial))
+	if err != nil || c.Revoked != nil || string(c.Issued.DER) != string(is[3].DER) || c.Issued.Metadata["device_id"] != "MTR-3" {
+		t.Fatalf("lookup: %v %+v", err, c)
+	}
+	r := ledger.Revoked{Issuer: "manufacturing", Serial: is[3].Serial, Time: time.Now().UnixNano(), Reason: 1, Tenant: "acme", NotAfter: is[3].NotAfter}
+	got, already, err := l.Revoke(ctx, r)
+	if err != nil || already {
+		t.Fatalf("revoke: %v %v", err, already)
+	}
+	r2 := r
+	r2.Reason, r2.Time = 4, r.Time+1
+	got, already, err = l.Revoke(ctx, r2)
+	if err != nil || !already || got.Reason != 1 || got.Time != r.Time {
+		t.Fatalf("second revoke: %v already=%v %+v, want the first revocation back", err, already, got)
+	}
+	c, _ = l.Lookup(ctx, "manufacturing", new(big.Int).SetBytes(is[3].Serial))
+	if c.Revoked == nil || c.Revoked.Reason != 1 {
+		t.Fatalf("after revoke: %+v", c.Revoked)
+	}
+	if _, err := l.Lookup(ctx, "manufacturing", big.NewInt(12345)); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("unknown serial: %v", err)
+	}
+}
+
+func TestConsumeIntoReferenceReader(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := ledgertest.Embedded(t)
+	is := issued("manufacturing", 300)
+	for i := range 3 {
+		if _, err := l.CommitChunk(ctx, chunk("c", 3, i, is[i*100:(i+1)*100])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, x := range is[:10] {
+		if _, _, err := l.Revoke(ctx, ledger.Revoked{Issuer: "manufacturing", Serial: x.Serial, Time: 1, Reason: 1, Tenant: "acme", NotAfter: x.NotAfter}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := ledger.NewMemState()
+	caught := make(chan uint64, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Consume(ctx, 0, st, ledger.ConsumeOptions{MaxBatch: 64, CaughtUp: func(s uint64) { caught <- s }})
+	}()
+	select {
+	case s := <-caught:
+		if s != 313 { // 300 issued + 3 guards + 10 revoked
+			t.Fatalf("caught up at %d, want 313", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reader did not catch up")
+	}
+	if st.Len() != 300 {
+		t.Fatalf("reader knows %d certificates", st.Len())
+	}
+	for i, x := range is {
+		s := st.Get("manufacturing", new(big.Int).SetBytes(x.Serial))
+		if s.Good() != (i >= 10) {
+			t.Fatalf("certificate %d: good=%v", i, s.Good())
+		}
+	}
+	// A record written now arrives too.
+	more := issued("manufacturing", 1)
+	if _, err := l.CommitChunk(ctx, chunk("d", 1, 0, more)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return st.Get("manufacturing", new(big.Int).SetBytes(more[0].Serial)).Good() })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Consume returned %v", err)
+	}
+
+	// Resume from the last applied sequence into the same state: nothing changes.
+	before := st.LastSeq()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	go l.Consume(ctx2, before, st, ledger.ConsumeOptions{CaughtUp: func(s uint64) { caught <- s }})
+	if s := <-caught; s != before {
+		t.Fatalf("resumed reader caught up at %d, want %d", s, before)
+	}
+}
+
+// TestReferenceReaderRules: applying any record twice changes nothing, and
+// a revocation never goes back to good, in any order of delivery.
+func TestReferenceReaderRules(t *testing.T) {
+	t.Parallel()
+	is := issued("manufacturing", 1)[0]
+	rev := ledger.Revoked{Issuer: "manufacturing", Serial: is.Serial, Time: 10, Reason: 1}
+	rev2 := ledger.Revoked{Issuer: "manufacturing", Serial: is.Serial, Time: 20, Reason: 4}
+	iss := ledger.Record{Kind: ledger.KindIssued, Issued: &is}
+	r1 := ledger.Record{Kind: ledger.KindRevoked, Revoked: &rev}
+	r2 := ledger.Record{Kind: ledger.KindRevoked, Revoked: &rev2}
+	orders := map[string][]ledger.Record{
+		"issue, revoke":               {iss, r1},
+		"issue twice, revoke twice":   {iss, iss, r1, r1},
+		"revoke, issue":               {r1, iss},
+		"issue, revoke, issue":        {iss, r1, iss},
+		"issue, revoke, other revoke": {iss, r1, r2, iss},
+	}
+	sn := new(big.Int).SetBytes(is.Serial)
+	for name, recs := range orders {
+		t.Run(name, func(t *testing.T) {
+			st := ledger.NewMemState()
+			var es []ledger.Entry
+			for i, r := range recs {
+				es = append(es, ledger.Entry{Seq: uint64(i + 1), Record: r})
+			}
+			st.Apply(es, uint64(len(es)))
+			// The same entries again, and again with fresh sequence numbers.
+			st.Apply(es, uint64(len(es)))
+			for i := range es {
+				es[i].Seq += 100
+			}
+			st.Apply(es, uint64(len(es))+100)
+			s := st.Get("manufacturing", sn)
+			if s.Good() || s.Revoked == nil || s.Revoked.Reason != 1 || s.Revoked.Time != 10 {
+				t.Fatalf("status %+v, want revoked by the first revocation", s.Revoked)
+			}
+		})
+	}
+	st := ledger.NewMemState()
+	st.Apply([]ledger.Entry{{Seq: 1, Record: iss}}, 1)
+	if !st.Get("manufacturing", sn).Good() {
+		t.Fatal("issued certificate not good")
+	}
+}
+
+func TestRecordCodec(t *testing.T) {
+	t.Parallel()
+	is := issued("manufacturing", 1)[0]
+	b, err := ledger.Encode(ledger.Record{Kind: ledger.KindIssued, Issued: &is})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ledger.Decode(b)
+	if err != nil || r.Version != ledger.Version || r.Issued.Metadata["device_id"] != "MTR-0" || string(r.Issued.DER) != string(is.DER) {
+		t.Fatalf("round trip: %v %+v", err, r)
+	}
+	t.Logf("an issuance record with a 400-byte certificate encodes to %d bytes", len(b))
+	// A future kind, with fields this reader does not know.
+	type future struct {
+		Version uint8          `cbor:"1,keyasint"`
+		Kind    uint8          `cbor:"2,keyasint"`
+		New     map[string]int `cbor:"9,keyasint"`
+	}
+	fb, _ := cborMarshal(future{Version: 2, Kind: 9, New: map[string]int{"x": 1}})
+	if _, err := ledger.Decode(fb); !errors.Is(err, ledger.ErrUnknownKind) {
+		t.Fatalf("future kind: %v, want ErrUnknownKind", err)
+	}
+	// A known kind with a field added later (key 99): still decodes.
+	type later struct {
+		Version uint8           `cbor:"1,keyasint"`
+		Kind    uint8           `cbor:"2,keyasint"`
+		Revoked *ledger.Revoked `cbor:"4,keyasint"`
+		Extra   string          `cbor:"99,keyasint"`
+	}
+	lb, _ := cborMarshal(later{Version: 2, Kind: 2, Revoked: &ledger.Revoked{Issuer: "m", Serial: []byte{1}, Reason: 1}, Extra: "x"})
+	if r, err := ledger.Decode(lb); err != nil || r.Revoked.Reason != 1 {
+		t.Fatalf("record with a new field: %v", err)
+	}
+	if _, err := ledger.Decode([]byte{0xff, 0x00}); err == nil {
+		t.Fatal("garbage decoded")
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+
