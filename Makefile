@@ -45,7 +45,8 @@ fuzz:
 
 ## bench: the benchmarks, with their ceilings measured in the same run.
 bench: setup
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/hsm/ | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/hsm/ ./pkg/ledger/ | tee bench.out
+	$(GO) run ./bench -profile quick -out bench/out
 
 loadtest: setup
 	@echo "loadtest: not built yet (issue 8)"; exit 1

@@ -522,3 +522,15 @@ func (l *Ledger) Guard(ctx context.Context, tenant, key string, chunk int) (*Bat
 	}
 	return r.Batch, nil
 }
+
+// StreamLeader names the server that leads the stream (clusters), or "".
+func (l *Ledger) StreamLeader(ctx context.Context) (string, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	if info.Cluster == nil {
+		return "", nil
+	}
+	return info.Cluster.Leader, nil
+}
