@@ -3,6 +3,7 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/certmill/certmill/pkg/config"
 )
@@ -46,6 +47,11 @@ func Load(path string) (*File, error) {
 	f := &File{}
 	if err := config.Load(path, f); err != nil {
 		return nil, err
+	}
+	for _, iss := range f.Issuers {
+		if iss.Certificate != "" && !filepath.IsAbs(iss.Certificate) {
+			iss.Certificate = filepath.Join(filepath.Dir(path), iss.Certificate)
+		}
 	}
 	return f, nil
 }

@@ -36,6 +36,11 @@ type Issuer struct {
 	Name string `yaml:"name"`
 	// URLs are what every certificate of this issuer names.
 	URLs URLs `yaml:"urls"`
+	// Certificate is the issuing CA's certificate (PEM), as the ceremony
+	// wrote it; relative to the issuers file. Required by the signer.
+	Certificate string `yaml:"certificate"`
+	// KeyLabel is the CA key's label on the online token. Required by the signer.
+	KeyLabel string `yaml:"key_label"`
 	// Profiles by name.
 	Profiles map[string]*Profile `yaml:"profiles"`
 }

@@ -1,0 +1,96 @@
+// Package tenant authenticates API callers by bearer token and says which
+// issuers and profiles each may use.
+//
+// Tokens are stored as their SHA-256 (hex), never in clear. A presented
+// token is hashed and compared with every tenant's hash in constant time,
+// so neither the comparison nor which tenant matched shows in the timing.
+package tenant
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/certmill/certmill/pkg/config"
+)
+
+// Tenant is one customer: a token and the issuers and profiles it may use.
+type Tenant struct {
+	// Name is the tenant's id, stored with every certificate it gets.
+	Name string `yaml:"name"`
+	// TokenSHA256 is the hex SHA-256 of the bearer token
+	// (printf %s "$TOKEN" | sha256sum).
+	TokenSHA256 string `yaml:"token_sha256"`
+	// Issuers maps an issuer name to the profiles the tenant may use there.
+	Issuers map[string][]string `yaml:"issuers"`
+
+	hash []byte
+}
+
+// Allowed reports whether t may use profile at issuer.
+func (t *Tenant) Allowed(issuer, profile string) bool {
+	return slices.Contains(t.Issuers[issuer], profile)
+}
+
+// MayUseIssuer reports whether t may use any profile of issuer.
+func (t *Tenant) MayUseIssuer(issuer string) bool { return len(t.Issuers[issuer]) > 0 }
+
+// Set is every tenant.
+type Set struct {
+	tenants []*Tenant
+}
+
+// NewSet checks the tenants and prepares them.
+func NewSet(ts []*Tenant) (*Set, error) {
+	var p config.Problems
+	names := map[string]bool{}
+	hashes := map[string]bool{}
+	for i, t := range ts {
+		if t.Name == "" || names[t.Name] || strings.ContainsAny(t.Name, ". */>") {
+			p.Addf("tenants[%d].name: %q is empty, repeated or has a dot, space, * or >", i, t.Name)
+		}
+		names[t.Name] = true
+		h, err := hex.DecodeString(t.TokenSHA256)
+		if err != nil || len(h) != sha256.Size {
+			p.Addf("tenants[%d].token_sha256: want 64 hex digits (the SHA-256 of the token, not the token)", i)
+		}
+		if hashes[t.TokenSHA256] {
+			p.Addf("tenants[%d].token_sha256: two tenants share a token", i)
+		}
+		hashes[t.TokenSHA256] = true
+		t.hash = h
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	return &Set{tenants: ts}, nil
+}
+
+// HashToken is what TokenSHA256 holds for token.
+func HashToken(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// Authenticate returns the tenant whose token is in the Authorization
+// header value ("Bearer <token>"), or nil.
+func (s *Set) Authenticate(authorization []byte) *Tenant {
+	tok, ok := strings.CutPrefix(string(authorization), "Bearer ")
+	if !ok || tok == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(tok))
+	var found *Tenant
+	for _, t := range s.tenants { // every tenant, always: no early exit
+		if subtle.ConstantTimeCompare(h[:], t.hash) == 1 {
+			found = t
+		}
+	}
+	return found
+}
+
+// String names the tenant for logs; it never shows the token hash.
+func (t *Tenant) String() string { return fmt.Sprintf("tenant %s", t.Name) }

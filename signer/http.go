@@ -1,0 +1,586 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"math/big"
+	"mime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/pkg/problem"
+	"github.com/certmill/certmill/pkg/serial"
+	"github.com/certmill/certmill/pkg/tenant"
+)
+
+// handle routes a request. One event per request goes to the log.
+func (s *Signer) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	path := string(ctx.Path())
+	route := "other"
+	defer func() {
+		st := ctx.Response.StatusCode()
+		s.m.requests.WithLabelValues(route, strconv.Itoa(st)).Inc()
+		lvl := slog.LevelDebug
+		if st >= 500 {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(context.Background(), lvl, "signer: request", "method", string(ctx.Method()), "route", route,
+			"status", st, "seconds", time.Since(start).Seconds(), "remote", ctx.RemoteIP().String())
+	}()
+	switch {
+	case path == "/healthz":
+		route = "healthz"
+		ctx.SetBodyString("ok\n")
+		return
+	case path == "/readyz":
+		route = "readyz"
+		s.readyz(ctx)
+		return
+	case path == "/metrics":
+		route = "metrics"
+		s.m.metricsHTTP(ctx)
+		return
+	}
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) < 2 || parts[0] != "v1" {
+		s.fail(ctx, problem.New(problem.NotFound, 404, "no such endpoint: %s (the API lives under /v1)", path))
+		return
+	}
+	t := s.tenants.Authenticate(ctx.Request.Header.Peek("Authorization"))
+	if t == nil {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="certmill"`)
+		s.fail(ctx, problem.New(problem.Unauthorized, 401, "send Authorization: Bearer <your tenant token>"))
+		return
+	}
+	switch {
+	case len(parts) == 6 && parts[1] == "issuers" && parts[3] == "profiles" && parts[5] == "batches":
+		route = "batches"
+		if !ctx.IsPost() {
+			s.fail(ctx, problem.New(problem.BadRequest, 405, "use POST"))
+			return
+		}
+		s.batch(ctx, t, parts[2], parts[4])
+	case len(parts) == 3 && parts[1] == "certificates":
+		route = "certificate"
+		if !ctx.IsGet() && !ctx.IsHead() {
+			s.fail(ctx, problem.New(problem.BadRequest, 405, "use GET"))
+			return
+		}
+		s.lookup(ctx, t, parts[2])
+	case len(parts) == 4 && parts[1] == "certificates" && parts[3] == "revoke":
+		route = "revoke"
+		if !ctx.IsPost() {
+			s.fail(ctx, problem.New(problem.BadRequest, 405, "use POST"))
+			return
+		}
+		s.revoke(ctx, t, parts[2])
+	default:
+		s.fail(ctx, problem.New(problem.NotFound, 404, "no such endpoint: %s", path))
+	}
+}
+
+func (s *Signer) readyz(ctx *fasthttp.RequestCtx) {
+	var errs []string
+	if !s.ready.Load() {
+		errs = append(errs, "not serving (starting or shutting down)")
+	}
+	if err := s.hsm.Ping(); err != nil {
+		errs = append(errs, "hsm: "+err.Error())
+	}
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.ledger.Ping(c); err != nil {
+		errs = append(errs, "ledger: "+err.Error())
+	}
+	if len(errs) > 0 {
+		ctx.SetStatusCode(503)
+		ctx.Response.Header.Set("Retry-After", "5")
+		ctx.SetBodyString(strings.Join(errs, "\n") + "\n")
+		return
+	}
+	ctx.SetBodyString("ready\n")
+}
+
+// fail writes a problem document.
+func (s *Signer) fail(ctx *fasthttp.RequestCtx, p *problem.Problem) {
+	s.m.problems.WithLabelValues(p.Name()).Inc()
+	if p.Status == 503 {
+		ctx.Response.Header.Set("Retry-After", "5")
+	}
+	ctx.SetStatusCode(p.Status)
+	ctx.SetContentType(problem.ContentType)
+	ctx.SetBody(p.JSON())
+}
+
+// internal logs err and answers a problem without its detail.
+func (s *Signer) internal(ctx *fasthttp.RequestCtx, what string, err error) {
+	if errors.Is(err, hsm.ErrUnavailable) || errors.Is(err, hsm.ErrBusy) {
+		s.log.Error("signer: HSM unavailable", "during", what, "err", err)
+		s.fail(ctx, problem.New(problem.Unavailable, 503, "the HSM is unavailable; nothing was issued for this request, retry with the same Idempotency-Key"))
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "ledger") {
+		s.log.Error("signer: ledger unavailable", "during", what, "err", err)
+		s.fail(ctx, problem.New(problem.Unavailable, 503, "the ledger did not acknowledge in time; retry with the same Idempotency-Key, which returns what was recorded"))
+		return
+	}
+	s.log.Error("signer: internal error", "during", what, "err", err)
+	s.fail(ctx, problem.New(problem.Internal, 500, "internal error while %s; the operator has the details", what))
+}
+
+func (s *Signer) transportError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.fail(ctx, problem.New(problem.TooLarge, 413, "the body is larger than %d bytes: split the batch", s.cfg.Limits.MaxBodyBytes))
+	case strings.Contains(err.Error(), "timeout"):
+		s.fail(ctx, problem.New(problem.Timeout, 408, "the request was not received within %s", s.cfg.Limits.ReadTimeout))
+	default:
+		s.fail(ctx, problem.New(problem.BadRequest, 400, "malformed HTTP request"))
+	}
+}
+
+// Result is one CSR's outcome in a batch answer.
+type Result struct {
+	Index       int              `json:"index"`
+	Serial      string           `json:"serial,omitempty"`
+	Certificate string           `json:"certificate,omitempty"`
+	Problem     *problem.Problem `json:"problem,omitempty"`
+}
+
+// BatchResponse is the answer to a batch.
+type BatchResponse struct {
+	BatchID  string   `json:"batch_id"`
+	Issuer   string   `json:"issuer"`
+	Profile  string   `json:"profile"`
+	Issued   int      `json:"issued"`
+	Failed   int      `json:"failed"`
+	Replayed bool     `json:"replayed"` // true when a retry got what was recorded before
+	Results  []Result `json:"results"`
+	Chain    string   `json:"chain"` // the issuing CA's certificate, PEM
+}
+
+func (s *Signer) batch(ctx *fasthttp.RequestCtx, t *tenant.Tenant, issuerName, profName string) {
+	is, ok := s.issuers[issuerName]
+	if !ok || is.prof.Profiles[profName] == nil {
+		s.fail(ctx, problem.New(problem.NotFound, 404, "no issuer %q with profile %q", issuerName, profName))
+		return
+	}
+	if !t.Allowed(issuerName, profName) {
+		s.fail(ctx, problem.New(problem.Forbidden, 403, "tenant %s may not use issuer %s profile %s", t.Name, issuerName, profName))
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(string(ctx.Request.Header.ContentType())); err != nil || mt != "application/json" {
+		s.fail(ctx, problem.New(problem.UnsupportedMedia, 415, "send the batch as application/json"))
+		return
+	}
+	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+	if key == "" || len(key) > 255 {
+		s.fail(ctx, problem.New(problem.IdempotencyNeeded, 400, "send an Idempotency-Key header (1 to 255 characters) so that a retry cannot issue twice"))
+		return
+	}
+	req, p := decodeBatch(ctx.PostBody(), s.cfg.Limits.MaxCSRs)
+	if p != nil {
+		s.fail(ctx, p)
+		return
+	}
+	s.m.batchSize.Observe(float64(len(req.CSRs)))
+	reqHash := sha256.Sum256(append([]byte(issuerName+"\x00"+profName+"\x00"), ctx.PostBody()...))
+	bctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.BatchTimeout)
+	defer cancel()
+	resp, p, err := s.issueBatch(bctx, t, is, profName, key, reqHash[:], req)
+	if p != nil {
+		s.fail(ctx, p)
+		return
+	}
+	if err != nil {
+		s.internal(ctx, "issuing the batch", err)
+		return
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		s.internal(ctx, "encoding the answer", err)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// decodeBatch parses and bounds a batch body.
+func decodeBatch(body []byte, maxCSRs int) (*batchRequest, *problem.Problem) {
+	var req batchRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, problem.New(problem.BadRequest, 400, "the body is not a batch: %v (want {\"csrs\": [{\"csr\": \"-----BEGIN CERTIFICATE REQUEST-----...\"}]})", err)
+	}
+	if dec.More() {
+		return nil, problem.New(problem.BadRequest, 400, "trailing data after the batch object")
+	}
+	if len(req.CSRs) == 0 {
+		return nil, problem.New(problem.BadRequest, 400, "the batch has no CSRs")
+	}
+	if len(req.CSRs) > maxCSRs {
+		return nil, problem.New(problem.TooManyCSRs, 413, "%d CSRs, at most %d per batch: split it", len(req.CSRs), maxCSRs)
+	}
+	if len(req.Metadata) > 32 {
+		return nil, problem.New(problem.BadRequest, 400, "at most 32 batch metadata entries")
+	}
+	for i, c := range req.CSRs {
+		if len(c.Metadata) > 32 {
+			return nil, problem.New(problem.BadRequest, 400, "csrs[%d]: at most 32 metadata entries", i)
+		}
+		for k, v := range c.Metadata {
+			if len(k) > 64 || len(v) > 256 {
+				return nil, problem.New(problem.BadRequest, 400, "csrs[%d]: metadata keys at most 64 bytes, values 256", i)
+			}
+		}
+	}
+	return &req, nil
+}
+
+// chunkSize is how many certificates commit with one guard.
+const chunkSize = ledger.MaxChunk - 1
+
+// issueBatch issues or replays each chunk of the batch.
+func (s *Signer) issueBatch(ctx context.Context, t *tenant.Tenant, is *issuer, profName, key string, reqHash []byte, req *batchRequest) (*BatchResponse, *problem.Problem, error) {
+	kh := ledger.KeyHash(t.Name, is.name, profName, key)
+	n := len(req.CSRs)
+	chunks := (n + chunkSize - 1) / chunkSize
+	resp := &BatchResponse{BatchID: kh, Issuer: is.name, Profile: profName, Results: make([]Result, n),
+		Chain: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.cert.Raw}))}
+	for i := range resp.Results {
+		resp.Results[i].Index = i
+	}
+	// Every CSR is parsed and checked first; checks are deterministic, so
+	// a retry finds the same problems for the same CSRs.
+	csrs := make([]*x509.CertificateRequest, n)
+	seen := map[string]int{}
+	for i, c := range req.CSRs {
+		csr, p := parseCSR(c.CSR)
+		if p == nil {
+			id := publicKeyID(csr.PublicKey)
+			if j, dup := seen[id]; dup {
+				p = problem.New(problem.DuplicateKey, 422, "the same public key as csrs[%d]: every device needs its own key", j)
+			} else {
+				seen[id] = i
+			}
+		}
+		if p != nil {
+			ix := i
+			p.Index = &ix
+			resp.Results[i].Problem = p
+			continue
+		}
+		csrs[i] = csr
+	}
+	for c := range chunks {
+		lo, hi := c*chunkSize, min((c+1)*chunkSize, n)
+		g, err := s.ledger.Guard(ctx, t.Name, kh, c)
+		if err == nil {
+			if p := s.replay(ctx, is, g, reqHash, resp); p != nil {
+				return nil, p, nil
+			}
+			resp.Replayed = true
+			continue
+		}
+		if !errors.Is(err, ledger.ErrNotFound) {
+			return nil, nil, err
+		}
+		chunk, err := s.signChunk(ctx, t, is, profName, key, kh, reqHash, req, csrs, resp, c, chunks, lo, hi)
+		if err != nil {
+			return nil, nil, err
+		}
+		t0 := time.Now()
+		_, err = s.ledger.CommitChunk(ctx, chunk)
+		s.m.ackSeconds.Observe(time.Since(t0).Seconds())
+		if errors.Is(err, ledger.ErrGuardExists) {
+			// A concurrent request with the same key won: answer with its certificates.
+			for i := lo; i < hi; i++ {
+				resp.Results[i].Serial, resp.Results[i].Certificate = "", ""
+			}
+			g, gerr := s.ledger.Guard(ctx, t.Name, kh, c)
+			if gerr != nil {
+				return nil, nil, gerr
+			}
+			if p := s.replay(ctx, is, g, reqHash, resp); p != nil {
+				return nil, p, nil
+			}
+			resp.Replayed = true
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		s.m.issued.WithLabelValues(is.name, "new").Add(float64(len(chunk.Issued)))
+	}
+	for _, r := range resp.Results {
+		if r.Problem != nil {
+			resp.Failed++
+		} else if r.Certificate != "" {
+			resp.Issued++
+		}
+	}
+	return resp, nil, nil
+}
+
+// replay fills resp with the certificates a guard records.
+func (s *Signer) replay(ctx context.Context, is *issuer, g *ledger.Batch, reqHash []byte, resp *BatchResponse) *problem.Problem {
+	if !bytes.Equal(g.RequestHash, reqHash) {
+		return problem.New(problem.IdempotencyReused, 422, "this Idempotency-Key was used for a different request: use a new key for new CSRs")
+	}
+	for k, ix := range g.Indexes {
+		c, err := s.ledger.Lookup(ctx, is.name, new(big.Int).SetBytes(g.Serials[k]))
+		if err != nil || ix < 0 || ix >= len(resp.Results) {
+			return problem.New(problem.Internal, 500, "a recorded certificate of this batch cannot be read back; the operator must check the ledger")
+		}
+		resp.Results[ix].Serial = serial.Hex(new(big.Int).SetBytes(g.Serials[k]))
+		resp.Results[ix].Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Issued.DER}))
+		resp.Results[ix].Problem = nil
+	}
+	s.m.issued.WithLabelValues(is.name, "replayed").Add(float64(len(g.Indexes)))
+	return nil
+}
+
+// signChunk issues the good CSRs of [lo, hi) in parallel.
+func (s *Signer) signChunk(ctx context.Context, t *tenant.Tenant, is *issuer, profName, key, kh string, reqHash []byte,
+	req *batchRequest, csrs []*x509.CertificateRequest, resp *BatchResponse, c, chunks, lo, hi int) (ledger.Chunk, error) {
+	now := time.Now()
+	issued := make([]*ledger.Issued, hi-lo)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := lo; i < hi; i++ {
+		if csrs[i] == nil {
+			continue
+		}
+		select {
+		case s.work <- struct{}{}:
+		case <-ctx.Done():
+			return ledger.Chunk{}, ctx.Err()
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-s.work; wg.Done() }()
+			t0 := time.Now()
+			der, cert, p, err := s.issueOne(is, profName, csrs[i], now)
+			s.m.csrSeconds.Observe(time.Since(t0).Seconds())
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				return
+			}
+			if p != nil {
+				ix := i
+				p.Index = &ix
+				resp.Results[i].Problem = p
+				return
+			}
+			md := map[string]string{}
+			for k, v := range req.Metadata {
+				md[k] = v
+			}
+			for k, v := range req.CSRs[i].Metadata {
+				md[k] = v
+			}
+			issued[i-lo] = &ledger.Issued{
+				Issuer: is.name, Serial: cert.SerialNumber.Bytes(), NotBefore: cert.NotBefore.Unix(), NotAfter: cert.NotAfter.Unix(),
+				DER: der, Tenant: t.Name, Profile: profName, BatchID: kh, IdempotencyKey: key, Index: i, Metadata: md, IssuedAt: now.UnixNano(),
+			}
+			resp.Results[i].Serial = serial.Hex(cert.SerialNumber)
+			resp.Results[i].Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		}(i)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return ledger.Chunk{}, firstErr
+	}
+	ch := ledger.Chunk{Guard: ledger.Batch{Tenant: t.Name, Issuer: is.name, Profile: profName, Key: kh, RequestHash: reqHash,
+		BatchID: kh, Chunk: c, Chunks: chunks, Time: now.UnixNano(), NotAfter: now.Add(24 * time.Hour).Unix()}}
+	for _, x := range issued {
+		if x == nil {
+			continue
+		}
+		ch.Issued = append(ch.Issued, *x)
+		ch.Guard.Indexes = append(ch.Guard.Indexes, x.Index)
+		ch.Guard.Serials = append(ch.Guard.Serials, x.Serial)
+		ch.Guard.NotAfter = max(ch.Guard.NotAfter, x.NotAfter)
+	}
+	return ch, nil
+}
+
+// CertificateJSON is the JSON view of a certificate.
+type CertificateJSON struct {
+	Serial         string            `json:"serial"`
+	Issuer         string            `json:"issuer"`
+	Profile        string            `json:"profile"`
+	Tenant         string            `json:"tenant"`
+	BatchID        string            `json:"batch_id,omitempty"`
+	Index          int               `json:"index"`
+	NotBefore      time.Time         `json:"not_before"`
+	NotAfter       time.Time         `json:"not_after"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Status         string            `json:"status"` // good or revoked
+	RevokedAt      *time.Time        `json:"revoked_at,omitempty"`
+	Reason         string            `json:"reason,omitempty"`
+	InvalidityDate *time.Time        `json:"invalidity_date,omitempty"`
+	Certificate    string            `json:"certificate"`
+}
+
+// find looks a serial up in every issuer the tenant may use. A certificate
+// of another tenant is reported as not found.
+func (s *Signer) find(t *tenant.Tenant, serialText string) (ledger.Cert, *problem.Problem, error) {
+	sn, err := serial.Parse(serialText)
+	if err != nil {
+		return ledger.Cert{}, problem.New(problem.BadRequest, 400, "%v", err), nil
+	}
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for name := range s.issuers {
+		if !t.MayUseIssuer(name) {
+			continue
+		}
+		cert, err := s.ledger.Lookup(c, name, sn)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return ledger.Cert{}, nil, err
+		}
+		if cert.Issued.Tenant != t.Name {
+			break
+		}
+		return cert, nil, nil
+	}
+	return ledger.Cert{}, problem.New(problem.NotFound, 404, "no certificate with serial %s for tenant %s", serial.Hex(sn), t.Name), nil
+}
+
+func (s *Signer) lookup(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText string) {
+	cert, p, err := s.find(t, serialText)
+	if p != nil {
+		s.fail(ctx, p)
+		return
+	}
+	if err != nil {
+		s.internal(ctx, "looking up the certificate", err)
+		return
+	}
+	accept := string(ctx.Request.Header.Peek("Accept"))
+	switch {
+	case strings.Contains(accept, "application/pkix-cert"):
+		ctx.SetContentType("application/pkix-cert")
+		ctx.SetBody(cert.Issued.DER)
+	case strings.Contains(accept, "application/x-pem-file"):
+		ctx.SetContentType("application/x-pem-file")
+		ctx.SetBody(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Issued.DER}))
+	default:
+		b, _ := json.Marshal(certJSON(cert))
+		ctx.SetContentType("application/json")
+		ctx.SetBody(b)
+	}
+}
+
+func certJSON(c ledger.Cert) CertificateJSON {
+	is := c.Issued
+	j := CertificateJSON{Serial: serial.Hex(new(big.Int).SetBytes(is.Serial)), Issuer: is.Issuer, Profile: is.Profile, Tenant: is.Tenant,
+		BatchID: is.BatchID, Index: is.Index, NotBefore: time.Unix(is.NotBefore, 0).UTC(), NotAfter: time.Unix(is.NotAfter, 0).UTC(),
+		Metadata: is.Metadata, Status: "good", Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.DER}))}
+	if r := c.Revoked; r != nil {
+		j.Status = "revoked"
+		at := time.Unix(0, r.Time).UTC()
+		j.RevokedAt = &at
+		j.Reason = ReasonName(r.Reason)
+		if r.InvalidityDate != 0 {
+			d := time.Unix(r.InvalidityDate, 0).UTC()
+			j.InvalidityDate = &d
+		}
+	}
+	return j
+}
+
+// Revocation reasons an end-entity certificate may be revoked for (RFC
+// 5280 §5.3.1). certificateHold is refused: a revocation never goes back
+// to good. cACompromise and aACompromise do not apply to a leaf.
+var reasons = map[string]int{
+	"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3, "superseded": 4,
+	"cessationOfOperation": 5, "privilegeWithdrawn": 9,
+}
+
+// ReasonName is the RFC 5280 name of a CRLReason code.
+func ReasonName(code int) string {
+	for n, c := range reasons {
+		if c == code {
+			return n
+		}
+	}
+	return strconv.Itoa(code)
+}
+
+type revokeRequest struct {
+	Reason         string     `json:"reason"`
+	InvalidityDate *time.Time `json:"invalidity_date,omitempty"`
+}
+
+func (s *Signer) revoke(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText string) {
+	if mt, _, err := mime.ParseMediaType(string(ctx.Request.Header.ContentType())); err != nil || mt != "application/json" {
+		s.fail(ctx, problem.New(problem.UnsupportedMedia, 415, "send the revocation as application/json"))
+		return
+	}
+	var req revokeRequest
+	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.fail(ctx, problem.New(problem.BadRequest, 400, "the body is not a revocation: %v (want {\"reason\": \"keyCompromise\"})", err))
+		return
+	}
+	code, ok := reasons[req.Reason]
+	if !ok {
+		names := make([]string, 0, len(reasons))
+		for n := range reasons {
+			names = append(names, n)
+		}
+		s.fail(ctx, problem.New(problem.BadReason, 400, "reason %q: use one of %s", req.Reason, strings.Join(names, ", ")))
+		return
+	}
+	cert, p, err := s.find(t, serialText)
+	if p != nil {
+		s.fail(ctx, p)
+		return
+	}
+	if err != nil {
+		s.internal(ctx, "looking up the certificate", err)
+		return
+	}
+	r := ledger.Revoked{Issuer: cert.Issued.Issuer, Serial: cert.Issued.Serial, Time: time.Now().UnixNano(), Reason: code,
+		Tenant: t.Name, NotAfter: cert.Issued.NotAfter}
+	if req.InvalidityDate != nil {
+		r.InvalidityDate = req.InvalidityDate.Unix()
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(context.Background()), 10*time.Second)
+	defer cancel()
+	first, _, err := s.ledger.Revoke(c, r)
+	if err != nil {
+		s.internal(ctx, "recording the revocation", err)
+		return
+	}
+	cert.Revoked = &first
+	b, _ := json.Marshal(certJSON(cert))
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+

@@ -1,0 +1,196 @@
+package signer
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/lint"
+	"github.com/certmill/certmill/pkg/problem"
+	"github.com/certmill/certmill/pkg/profile"
+	"github.com/certmill/certmill/pkg/serial"
+)
+
+// issuer is one issuing CA, ready to sign.
+type issuer struct {
+	name string
+	prof *profile.Issuer
+	cert *x509.Certificate
+	key  crypto.Signer // in the HSM
+	// lintParent is the CA certificate with a throwaway in-memory key of
+	// the same type, and lintKey that key: each certificate is first
+	// signed with it and linted, and only a clean one is signed by the HSM
+	// (Boulder's way), so the CA key never signs what zlint refuses.
+	lintParent *x509.Certificate
+	lintKey    crypto.Signer
+	linters    map[string]*lint.Linter // by profile
+}
+
+func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
+	if p.Certificate == "" || p.KeyLabel == "" {
+		return nil, fmt.Errorf("issuer %s: certificate and key_label are required by the signer", p.Name)
+	}
+	b, err := os.ReadFile(p.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w (hint: run certmill-ceremony init first)", p.Name, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("issuer %s: %s holds no PEM certificate", p.Name, p.Certificate)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", p.Name, err)
+	}
+	key, err := h.Key(p.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", p.Name, err)
+	}
+	if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("issuer %s: key %q does not match %s", p.Name, p.KeyLabel, p.Certificate)
+	}
+	var throwaway crypto.Signer
+	switch pub := cert.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		throwaway, err = ecdsa.GenerateKey(pub.Curve, rand.Reader)
+	case *rsa.PublicKey:
+		throwaway, err = rsa.GenerateKey(rand.Reader, pub.N.BitLen())
+	default:
+		err = fmt.Errorf("unsupported CA key %T", pub)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: throwaway lint key: %w", p.Name, err)
+	}
+	parent := *cert
+	parent.PublicKey = throwaway.Public()
+	is := &issuer{name: p.Name, prof: p, cert: cert, key: key, lintParent: &parent, lintKey: throwaway, linters: map[string]*lint.Linter{}}
+	for name, pr := range p.Profiles {
+		l, err := lint.New(lint.Options{Exclude: pr.LintExclude})
+		if err != nil {
+			return nil, err
+		}
+		is.linters[name] = l
+	}
+	return is, nil
+}
+
+// csrInput is one CSR of a batch as it arrives.
+type csrInput struct {
+	CSR      string            `json:"csr"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// batchRequest is the body of POST .../batches.
+type batchRequest struct {
+	Metadata map[string]string `json:"metadata,omitempty"`
+	CSRs     []csrInput        `json:"csrs"`
+}
+
+// parseCSR accepts PEM or base64 DER and checks the CSR's signature
+// (proof of possession).
+func parseCSR(s string) (*x509.CertificateRequest, *problem.Problem) {
+	s = strings.TrimSpace(s)
+	var der []byte
+	if strings.HasPrefix(s, "-----BEGIN") {
+		blk, rest := pem.Decode([]byte(s))
+		if blk == nil || (blk.Type != "CERTIFICATE REQUEST" && blk.Type != "NEW CERTIFICATE REQUEST") {
+			return nil, problem.New(problem.BadCSR, http.StatusBadRequest, "not a PEM CERTIFICATE REQUEST block")
+		}
+		if len(strings.TrimSpace(string(rest))) != 0 {
+			return nil, problem.New(problem.BadCSR, http.StatusBadRequest, "more than one PEM block: send one CSR per entry")
+		}
+		der = blk.Bytes
+	} else {
+		var err error
+		der, err = base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			if der, err = base64.RawURLEncoding.DecodeString(s); err != nil {
+				return nil, problem.New(problem.BadCSR, http.StatusBadRequest, "neither PEM nor base64 DER")
+			}
+		}
+	}
+	if len(der) > 64<<10 {
+		return nil, problem.New(problem.BadCSR, http.StatusBadRequest, "CSR larger than 64 KiB")
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, problem.New(problem.BadCSR, http.StatusBadRequest, "cannot parse the CSR: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, problem.New(problem.BadCSRSignature, http.StatusBadRequest, "the CSR's signature does not verify with its own public key (proof of possession failed): %v", err)
+	}
+	return csr, nil
+}
+
+// issueOne turns a checked CSR into a signed certificate: template from
+// the profile, a fresh serial, a lint of a copy signed with the throwaway
+// key, the HSM signature, and a check of the result.
+func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequest, now time.Time) ([]byte, *x509.Certificate, *problem.Problem, error) {
+	pr := is.prof.Profiles[profName]
+	sn, err := serial.New()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl, err := is.prof.Template(pr, csr, sn, now)
+	if err != nil {
+		var rej *profile.RejectError
+		if errors.As(err, &rej) {
+			return nil, nil, problem.New(problem.Rejected, http.StatusUnprocessableEntity, "%s", strings.Join(rej.Reasons, "; ")), nil
+		}
+		return nil, nil, nil, err
+	}
+	if tmpl.NotAfter.After(is.cert.NotAfter) {
+		tmpl.NotAfter = is.cert.NotAfter // never outlive the issuer
+	}
+	if s.cfg.Lint {
+		t0 := time.Now()
+		draft, err := x509.CreateCertificate(rand.Reader, tmpl, is.lintParent, csr.PublicKey, is.lintKey)
+		if err != nil {
+			return nil, nil, problem.New(problem.Rejected, http.StatusUnprocessableEntity, "cannot build the certificate: %v", err), nil
+		}
+		l := is.linters[profName]
+		fs, err := l.Certificate(draft)
+		if err == nil {
+			err = l.Problems(fs)
+		}
+		s.m.lintSeconds.Observe(time.Since(t0).Seconds())
+		if err != nil {
+			s.log.Warn("signer: lint refused a certificate", "issuer", is.name, "profile", profName, "err", err)
+			return nil, nil, problem.New(problem.LintFailed, http.StatusUnprocessableEntity, "%v (hint: the profile or the CSR must change)", err), nil
+		}
+	}
+	t0 := time.Now()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, csr.PublicKey, is.key)
+	s.m.hsmSeconds.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sign: %w", err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parse what we signed: %w", err)
+	}
+	// x509.CreateCertificate has checked the HSM's signature over the
+	// result with the issuer's public key before returning it.
+	return der, c, nil, nil
+}
+
+// publicKeyID identifies a public key for the duplicate check.
+func publicKeyID(pub crypto.PublicKey) string {
+	b, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+

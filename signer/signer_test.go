@@ -1,0 +1,261 @@
+package signer_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certmill/certmill/pkg/lint"
+	"github.com/certmill/certmill/pkg/problem"
+	"github.com/certmill/certmill/signer"
+)
+
+func TestIssueEveryProfileVerifiesAndLints(t *testing.T) {
+	e := newEnv(t, nil)
+	rsa3072, _ := rsa.GenerateKey(rand.Reader, 3072)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	mk := func(key crypto.Signer, req x509.CertificateRequest) string {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &req, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	}
+	cases := []struct{ issuer, profile, csr string }{
+		{"manufacturing", "device", deviceCSR(t, p256(t), "MTR-0001")},
+		{"firmware", "firmware-signer", mk(rsa3072, x509.CertificateRequest{Subject: pkix.Name{CommonName: "Jane Doe"}})},
+		{"codeverify", "gateway", mk(p384, x509.CertificateRequest{Subject: pkix.Name{CommonName: "gw-north-1"}, DNSNames: []string{"gw-north-1.grid.acme-meters.example"}})},
+	}
+	l, _ := lint.New(lint.Options{})
+	for _, tc := range cases {
+		t.Run(tc.profile, func(t *testing.T) {
+			r := e.submit(t, tc.issuer, tc.profile, acmeToken, "k-"+tc.profile, batchBody(tc.csr))
+			if r.Issued != 1 || r.Results[0].Problem != nil {
+				t.Fatalf("%+v", r.Results[0])
+			}
+			dir := t.TempDir()
+			leaf := filepath.Join(dir, "leaf.pem")
+			os.WriteFile(leaf, []byte(r.Results[0].Certificate), 0o644)
+			chain := filepath.Join(dir, "chain.pem")
+			os.WriteFile(chain, []byte(r.Chain), 0o644)
+			out, err := exec.Command("openssl", "verify", "-x509_strict", "-CAfile", e.h.File("root.pem"), "-untrusted", chain, leaf).CombinedOutput()
+			if err != nil || !bytes.Contains(out, []byte(": OK")) {
+				t.Fatalf("openssl verify: %v\n%s", err, out)
+			}
+			blk, _ := pem.Decode([]byte(r.Results[0].Certificate))
+			fs, err := l.Certificate(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fs {
+				t.Errorf("zlint: %s", f)
+			}
+		})
+	}
+}
+
+// TestRetryAfterCutOff: a client sends a batch and drops the connection
+// before reading the answer; its retry with the same Idempotency-Key gets
+// byte-identical certificates and the ledger records nothing new.
+func TestRetryAfterCutOff(t *testing.T) {
+	e := newEnv(t, nil)
+	var csrs []string
+	for i := range 20 {
+		csrs = append(csrs, deviceCSR(t, p256(t), fmt.Sprintf("MTR-%04d", i)))
+	}
+	body := batchBody(csrs...)
+	conn, err := net.Dial("tcp", e.s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/issuers/manufacturing/profiles/device/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nIdempotency-Key: cut-1\r\nContent-Length: %d\r\n\r\n", acmeToken, len(body))
+	conn.Write(body)
+	conn.Close() // cut off before the answer
+	// The signer finishes the batch anyway; wait until its records are in.
+	deadline := time.Now().Add(20 * time.Second)
+	for lastSeq(t, e.ledger) < 21 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cut-off batch was not recorded; ledger at %d", lastSeq(t, e.ledger))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := lastSeq(t, e.ledger)
+	r1 := e.submit(t, "manufacturing", "device", acmeToken, "cut-1", body)
+	r2 := e.submit(t, "manufacturing", "device", acmeToken, "cut-1", body)
+	if after := lastSeq(t, e.ledger); after != before {
+		t.Fatalf("retries wrote %d records", after-before)
+	}
+	if !r1.Replayed || r1.Issued != 20 {
+		t.Fatalf("retry: replayed=%v issued=%d", r1.Replayed, r1.Issued)
+	}
+	for i := range r1.Results {
+		if r1.Results[i].Certificate != r2.Results[i].Certificate || r1.Results[i].Serial == "" {
+			t.Fatalf("result %d differs between retries", i)
+		}
+	}
+	// The same key with another body is refused.
+	st, _, b := e.do(t, "POST", "/v1/issuers/manufacturing/profiles/device/batches", acmeToken, "application/json", "cut-1", batchBody(csrs[:3]...))
+	if st != 422 || !bytes.Contains(b, []byte(problem.Prefix+problem.IdempotencyReused)) {
+		t.Fatalf("reused key: %d %s", st, b)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, func(c *signer.Config) {
+		c.Limits.MaxCSRs = 5
+		c.Limits.MaxBodyBytes = 64 << 10
+		c.Limits.ReadTimeout = time.Second
+	})
+	good := deviceCSR(t, p256(t), "MTR-1")
+	blk, _ := pem.Decode([]byte(good))
+	bad := append([]byte{}, blk.Bytes...)
+	bad[len(bad)-5] ^= 0xff // break the signature
+	badSig := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: bad}))
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsaCSR := deviceCSR(t, rsaKey, "MTR-2")
+	dupKey := p256(t)
+
+	// Per-CSR problems inside a 200 answer.
+	r := e.submit(t, "manufacturing", "device", acmeToken, "mixed", batchBody(good, "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----", badSig, rsaCSR,
+		deviceCSR(t, dupKey, "MTR-3")))
+	want := []string{"", problem.BadCSR, problem.BadCSRSignature, problem.Rejected, ""}
+	for i, w := range want {
+		p := r.Results[i].Problem
+		switch {
+		case w == "" && p != nil:
+			t.Errorf("csr %d: unexpected problem %+v", i, p)
+		case w != "" && (p == nil || p.Type != problem.Prefix+w || *p.Index != i):
+			t.Errorf("csr %d: problem %+v, want %s", i, p, w)
+		}
+	}
+	if r.Issued != 2 || r.Failed != 3 {
+		t.Fatalf("issued %d failed %d", r.Issued, r.Failed)
+	}
+	if !strings.Contains(r.Results[3].Problem.Detail, "rsa-2048 is not allowed") {
+		t.Errorf("key size detail: %s", r.Results[3].Problem.Detail)
+	}
+	r = e.submit(t, "manufacturing", "device", acmeToken, "dups", batchBody(deviceCSR(t, dupKey, "MTR-4"), deviceCSR(t, dupKey, "MTR-5")))
+	if r.Results[1].Problem == nil || r.Results[1].Problem.Type != problem.Prefix+problem.DuplicateKey {
+		t.Errorf("duplicate key: %+v", r.Results[1])
+	}
+
+	big := batchBody(good, good, good, good, good, good)
+	huge := bytes.Repeat([]byte("x"), 100<<10)
+	cases := []struct {
+		name                     string
+		path, token, ctype, idem string
+		body                     []byte
+		status                   int
+		typ                      string
+	}{
+		{"no token", "/v1/issuers/manufacturing/profiles/device/batches", "", "application/json", "k", batchBody(good), 401, problem.Unauthorized},
+		{"wrong token", "/v1/issuers/manufacturing/profiles/device/batches", "nope", "application/json", "k", batchBody(good), 401, problem.Unauthorized},
+		{"unknown issuer", "/v1/issuers/nope/profiles/device/batches", acmeToken, "application/json", "k", batchBody(good), 404, problem.NotFound},
+		{"unknown profile", "/v1/issuers/manufacturing/profiles/nope/batches", acmeToken, "application/json", "k", batchBody(good), 404, problem.NotFound},
+		{"another tenant's issuer", "/v1/issuers/firmware/profiles/firmware-signer/batches", globexToken, "application/json", "k", batchBody(good), 403, problem.Forbidden},
+		{"wrong content type", "/v1/issuers/manufacturing/profiles/device/batches", acmeToken, "text/plain", "k", batchBody(good), 415, problem.UnsupportedMedia},
+		{"no idempotency key", "/v1/issuers/manufacturing/profiles/device/batches", acmeToken, "application/json", "", batchBody(good), 400, problem.IdempotencyNeeded},
+		{"not JSON", "/v1/issuers/manufacturing/profiles/device/batches", acmeToken, "application/json", "k", []byte("{"), 400, problem.BadRequest},
+		{"too many CSRs", "/v1/issuers/manufacturing/profiles/device/batches", acmeToken, "application/json", "k", big, 413, problem.TooManyCSRs},
+		{"oversized body", "/v1/issuers/manufacturing/profiles/device/batches", acmeToken, "application/json", "k", huge, 413, problem.TooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, h, b := e.do(t, "POST", tc.path, tc.token, tc.ctype, tc.idem, tc.body)
+			var p problem.Problem
+			json.Unmarshal(b, &p)
+			if st != tc.status || p.Type != problem.Prefix+tc.typ || h.Get("Content-Type") != problem.ContentType || p.Detail == "" {
+				t.Fatalf("got %d %s %s, want %d %s", st, h.Get("Content-Type"), b, tc.status, tc.typ)
+			}
+		})
+	}
+
+	t.Run("another tenant's certificate", func(t *testing.T) {
+		st, _, b := e.do(t, "GET", "/v1/certificates/"+r.Results[0].Serial, globexToken, "", "", nil)
+		if st != 404 {
+			t.Fatalf("globex reads acme's certificate: %d %s", st, b)
+		}
+		st, _, _ = e.do(t, "POST", "/v1/certificates/"+r.Results[0].Serial+"/revoke", globexToken, "application/json", "", []byte(`{"reason":"keyCompromise"}`))
+		if st != 404 {
+			t.Fatalf("globex revokes acme's certificate: %d", st)
+		}
+	})
+
+	t.Run("slow client", func(t *testing.T) {
+		conn, err := net.Dial("tcp", e.s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /v1/issuers/manufacturing/profiles/device/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+		start := time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("a client that stopped sending held the connection %s (read timeout 1s)", time.Since(start))
+		}
+		t.Logf("after %s: %q", time.Since(start).Round(time.Millisecond), strings.TrimSpace(line))
+	})
+}
+
+func TestLookupAndRevoke(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.submit(t, "manufacturing", "device", acmeToken, "lr", batchBody(deviceCSR(t, p256(t), "MTR-9")))
+	sn := r.Results[0].Serial
+	st, h, b := e.do(t, "GET", "/v1/certificates/"+sn, acmeToken, "", "", nil)
+	var cj signer.CertificateJSON
+	json.Unmarshal(b, &cj)
+	if st != 200 || cj.Status != "good" || cj.Metadata["device_id"] != "MTR-0" || cj.Metadata["lot"] != "L42" || cj.Certificate != r.Results[0].Certificate {
+		t.Fatalf("lookup: %d %s %s", st, h.Get("Content-Type"), b)
+	}
+	req, _ := pem.Decode([]byte(r.Results[0].Certificate))
+	st, h, b = e.do(t, "GET", "/v1/certificates/"+sn, acmeToken, "", "", nil)
+	_ = h
+	// DER by Accept.
+	hreq := func(accept string) ([]byte, string) {
+		rq, _ := httpNewRequest("GET", e.url+"/v1/certificates/"+sn, accept, acmeToken)
+		return rq()
+	}
+	der, ct := hreq("application/pkix-cert")
+	if ct != "application/pkix-cert" || !bytes.Equal(der, req.Bytes) {
+		t.Fatalf("DER lookup: %s", ct)
+	}
+	for i, reason := range []string{"keyCompromise", "superseded"} {
+		st, _, b = e.do(t, "POST", "/v1/certificates/"+sn+"/revoke", acmeToken, "application/json", "", []byte(`{"reason":"`+reason+`"}`))
+		json.Unmarshal(b, &cj)
+		if st != 200 || cj.Status != "revoked" || cj.Reason != "keyCompromise" {
+			t.Fatalf("revoke %d: %d %s", i, st, b)
+		}
+	}
+	st, _, b = e.do(t, "POST", "/v1/certificates/"+sn+"/revoke", acmeToken, "application/json", "", []byte(`{"reason":"certificateHold"}`))
+	if st != 400 || !bytes.Contains(b, []byte(problem.BadReason)) {
+		t.Fatalf("certificateHold: %d %s", st, b)
+	}
+	st, _, _ = e.do(t, "GET", "/readyz", "", "", "", nil)
+	if st != 200 {
+		t.Fatalf("readyz %d", st)
+	}
+	st, _, b = e.do(t, "GET", "/metrics", "", "", "", nil)
+	if st != 200 || !bytes.Contains(b, []byte("certmill_signer_certificates_total")) {
+		t.Fatalf("metrics: %d", st)
+	}
+	if strings.Contains(e.logs.String(), acmeToken) {
+		t.Fatal("a token reached the log")
+	}
+}
