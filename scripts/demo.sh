@@ -2,7 +2,9 @@
 # demo.sh: what certmill does today, end to end on a SoftHSM2 token in demo/.
 # 1. the offline root ceremony with 3-of-5 custodians and the three issuing CAs;
 # 2. openssl verifies every issuing CA under the root, with the root CRL;
-# 3. a later root operation: refused with 2 custodians, done with 3.
+# 3. a later root operation: refused with 2 custodians, done with 3;
+# 4. the signer issues 200 device certificates through certmill submit,
+#    a rerun replays them, openssl verifies, one is revoked.
 # Each run starts from an empty demo/ folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,42 @@ echo "  with alice and bob: $(grep -o 'too few custodian shares.*' "$DEMO/two.lo
 "$BIN/certmill-ceremony" crl -config configs/ceremony.yaml -share "$S/share-alice.txt" -share "$S/share-carol.txt" -share "$S/share-erin.txt" > "$DEMO/crl.txt" 2> "$DEMO/crl.log" || { cat "$DEMO/crl.log"; fail "crl with 3 shares"; }
 echo "  with alice, carol and erin: $(grep -o 'root CRL number [0-9]*.*' "$DEMO/crl.txt")"
 
+step "4. the signer: 200 device CSRs from the key-generation server, in batches of 50"
+"$BIN/certmill-signer" -config configs/signer.yaml -check-config
+"$BIN/certmill-signer" -config configs/signer.yaml 2> "$DEMO/signer.log" &
+SIGNER=$!
+trap 'kill $SIGNER 2>/dev/null || true' EXIT
+for i in $(seq 1 100); do
+	curl -fsS http://127.0.0.1:8443/readyz >/dev/null 2>&1 && break
+	kill -0 $SIGNER 2>/dev/null || { cat "$DEMO/signer.log"; fail "the signer did not start"; }
+	sleep 0.1
+done
+mkdir -p "$DEMO/csrs"
+for i in $(seq -f "%04g" 1 200); do
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$DEMO/csrs/MTR-$i.key" \
+		-subj "/CN=MTR-$i" -addext "subjectAltName=URI:urn:dev:ops:acme-MTR-$i" -out "$DEMO/csrs/MTR-$i.csr" 2>/dev/null
+done
+echo "  made 200 P-256 key pairs and CSRs with openssl req"
+export CERTMILL_URL=http://127.0.0.1:8443 CERTMILL_TOKEN=dev-token-change-me
+"$BIN/certmill" submit -issuer manufacturing -profile device -batch 50 -metadata product_line=E350,lot=L2026-11,plant=Zug \
+	-out "$DEMO/certs" "$DEMO/csrs" | sed 's/^/  /' || fail "certmill submit"
+"$BIN/certmill" submit -quiet -issuer manufacturing -profile device -batch 50 -metadata product_line=E350,lot=L2026-11,plant=Zug \
+	-out "$DEMO/certs" "$DEMO/csrs" > "$DEMO/again.txt" || fail "certmill submit, second run"
+grep -q '"replayed_batches": 4' "$DEMO/certs/summary.json" || fail "the second run issued anew instead of replaying"
+echo "  the same command again: replayed all 4 batches, nothing issued twice"
+cat "$DEMO/certs/chain.pem" > "$DEMO/untrusted.pem"
+for i in 0001 0100 0200; do
+	out=$(openssl verify -x509_strict -purpose sslclient -CAfile "$C/root.pem" -untrusted "$DEMO/untrusted.pem" "$DEMO/certs/MTR-$i.pem") || fail "openssl verify MTR-$i: $out"
+	echo "  $out"
+done
+SERIAL=$(openssl x509 -in "$DEMO/certs/MTR-0042.pem" -noout -serial | cut -d= -f2)
+"$BIN/certmill" revoke -serial "$SERIAL" -reason keyCompromise > "$DEMO/revoke.json" || fail "revoke"
+"$BIN/certmill" revoke -serial "$SERIAL" -reason superseded > /dev/null || fail "second revoke"
+"$BIN/certmill" get -serial "$SERIAL" -format json | grep -q '"status":"revoked","revoked_at":"[^"]*","reason":"keyCompromise"' || fail "lookup after revoke"
+echo "  MTR-0042 ($SERIAL) revoked for keyCompromise; revoking again changed nothing"
+kill $SIGNER; wait $SIGNER 2>/dev/null || true
+trap - EXIT
+
 step "summary"
 cat <<SUM
   root and issuing CAs:  $C/{root,manufacturing,firmware,codeverify}.pem
@@ -54,7 +92,9 @@ cat <<SUM
   custodian shares:      $S/ (hand out, then delete)
   transcript:            $C/transcript.txt and transcript.json
   SoftHSM2 tokens:       $DEMO/tokens (SOFTHSM2_CONF=$DEMO/softhsm2.conf)
-  not built yet:         signer, OCSP responder, CRL generator, certmill-dev (issues 4 to 9)
+  device certificates:   $DEMO/certs (one per CSR, chain.pem, summary.json)
+  ledger:                $DEMO/ledger (embedded nats-server, JetStream, fsync on every write)
+  not built yet:         OCSP responder, CRL generator, certmill-dev (issues 6 to 9)
   try next:              openssl x509 -in $C/manufacturing.pem -noout -text
 demo: all checks passed
 SUM

@@ -15,6 +15,7 @@ missing=()
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || [ -e /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so ] || missing+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 if [ ${#missing[@]} -gt 0 ]; then
 	pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

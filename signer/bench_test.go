@@ -1,0 +1,137 @@
+package signer_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/lint"
+)
+
+// BenchmarkIssue measures end-to-end issuance (HTTP, CSR checks, lint,
+// HSM signature, ledger acknowledgement, answer) in certificates/s for
+// batches of 1 to 10,000, next to the crypto floor measured in the same
+// run on the same HSM pool: per certificate, the CSR's signature check,
+// one HSM signature and the check of the result's signature.
+//
+//	go test -run '^$' -bench Issue -benchtime 3x -count 3 ./signer/
+func BenchmarkIssue(b *testing.B) {
+	e := newEnv(b, nil)
+	const pool = 20000
+	csrs := make([]string, pool)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < pool; i = next.Add(1) - 1 {
+				csrs[i] = deviceCSR(b, p256(b), fmt.Sprintf("MTR-%06d", i))
+			}
+		}()
+	}
+	wg.Wait()
+
+	b.Run("floor", func(b *testing.B) {
+		h, err := hsm.Open(e.h.Online, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
+		k, err := h.Key(e.h.KeyLabel(b, "manufacturing"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		blk, _ := pem.Decode([]byte(csrs[0]))
+		var n atomic.Int64
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n.Add(1) <= int64(b.N) {
+					csr, _ := x509.ParseCertificateRequest(blk.Bytes)
+					if err := csr.CheckSignature(); err != nil {
+						b.Error(err)
+					}
+					d := sha256.Sum256(blk.Bytes)
+					sig, err := k.Sign(rand.Reader, d[:], crypto.SHA256)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+						b.Error("bad signature")
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+	})
+
+	b.Run("lint-only", func(b *testing.B) {
+		r := e.submit(b, "manufacturing", "device", acmeToken, "lint-sample", batchBody(csrs[0]))
+		blk, _ := pem.Decode([]byte(r.Results[0].Certificate))
+		l, _ := lint.New(lint.Options{})
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				l.Certificate(blk.Bytes)
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+	})
+
+	used := 1
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			b.ResetTimer()
+			for i := range b.N {
+				if used+n > pool {
+					used = 1 // CSRs may repeat across batches, never within one
+				}
+				body := batchBody(csrs[used : used+n]...)
+				used += n
+				b.StartTimer()
+				r := e.submit(b, "manufacturing", "device", acmeToken, fmt.Sprintf("bench-%d-%d-%d", n, i, time.Now().UnixNano()), body)
+				b.StopTimer()
+				if r.Issued != n {
+					b.Fatalf("issued %d of %d", r.Issued, n)
+				}
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "certs/s")
+			// Peak RSS of this process (signer, embedded ledger, client
+			// and the CSR pool together): an upper bound for the signer.
+			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-MiB")
+		})
+	}
+}
+
+// peakRSS is VmHWM from /proc/self/status, in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
