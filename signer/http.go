@@ -583,4 +583,3 @@ func (s *Signer) revoke(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText s
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 }
-

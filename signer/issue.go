@@ -193,4 +193,3 @@ func publicKeyID(pub crypto.PublicKey) string {
 	}
 	return string(b)
 }
-

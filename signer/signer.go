@@ -209,4 +209,3 @@ type slogPrintf struct{ log *slog.Logger }
 func (l slogPrintf) Printf(format string, args ...any) {
 	l.log.Info("signer: http", "msg", fmt.Sprintf(format, args...))
 }
-
