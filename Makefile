@@ -46,6 +46,8 @@ fuzz:
 ## bench: the benchmarks, with their ceilings measured in the same run.
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/hsm/ ./pkg/ledger/ | tee bench.out
+	$(GO) test -run '^$$' -bench 'Issue/(floor|lint)' -benchtime 5000x -count 3 ./signer/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'Issue/batch' -benchtime 2x -count 3 -timeout 30m ./signer/ | tee -a bench.out
 	$(GO) run ./bench -profile quick -out bench/out
 
 loadtest: setup

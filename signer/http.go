@@ -470,14 +470,23 @@ func (s *Signer) find(t *tenant.Tenant, serialText string) (ledger.Cert, *proble
 	return ledger.Cert{}, problem.New(problem.NotFound, 404, "no certificate with serial %s for tenant %s", serial.Hex(sn), t.Name), nil
 }
 
-func (s *Signer) lookup(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText string) {
+// findOrFail is find that answers the problem itself; ok is false then.
+func (s *Signer) findOrFail(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText string) (ledger.Cert, bool) {
 	cert, p, err := s.find(t, serialText)
 	if p != nil {
 		s.fail(ctx, p)
-		return
+		return cert, false
 	}
 	if err != nil {
 		s.internal(ctx, "looking up the certificate", err)
+		return cert, false
+	}
+	return cert, true
+}
+
+func (s *Signer) lookup(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText string) {
+	cert, ok := s.findOrFail(ctx, t, serialText)
+	if !ok {
 		return
 	}
 	accept := string(ctx.Request.Header.Peek("Accept"))
@@ -557,13 +566,8 @@ func (s *Signer) revoke(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText s
 		s.fail(ctx, problem.New(problem.BadReason, 400, "reason %q: use one of %s", req.Reason, strings.Join(names, ", ")))
 		return
 	}
-	cert, p, err := s.find(t, serialText)
-	if p != nil {
-		s.fail(ctx, p)
-		return
-	}
-	if err != nil {
-		s.internal(ctx, "looking up the certificate", err)
+	cert, ok := s.findOrFail(ctx, t, serialText)
+	if !ok {
 		return
 	}
 	r := ledger.Revoked{Issuer: cert.Issued.Issuer, Serial: cert.Issued.Serial, Time: time.Now().UnixNano(), Reason: code,

@@ -511,11 +511,7 @@ func lintRoot(der []byte) error {
 	if err != nil {
 		return err
 	}
-	fs, err := l.Certificate(der)
-	if err != nil {
-		return err
-	}
-	return l.Problems(fs)
+	return l.CheckCertificate(der)
 }
 
 func lintCA(der []byte) error {
@@ -523,11 +519,7 @@ func lintCA(der []byte) error {
 	if err != nil {
 		return err
 	}
-	fs, err := l.Certificate(der)
-	if err != nil {
-		return err
-	}
-	return l.Problems(fs)
+	return l.CheckCertificate(der)
 }
 
 func lintCRL(der []byte) error {
@@ -535,11 +527,7 @@ func lintCRL(der []byte) error {
 	if err != nil {
 		return err
 	}
-	fs, err := l.RevocationList(der)
-	if err != nil {
-		return err
-	}
-	return l.Problems(fs)
+	return l.CheckRevocationList(der)
 }
 
 func sha256Hex(b []byte) string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/certmill/certmill/pkg/config"
 	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/secret"
 )
 
@@ -120,19 +121,8 @@ type IssuingCAConfig struct {
 	Policies []string `yaml:"policies"`
 }
 
-var ekuByName = map[string]x509.ExtKeyUsage{
-	"serverAuth":      x509.ExtKeyUsageServerAuth,
-	"clientAuth":      x509.ExtKeyUsageClientAuth,
-	"codeSigning":     x509.ExtKeyUsageCodeSigning,
-	"emailProtection": x509.ExtKeyUsageEmailProtection,
-	"timeStamping":    x509.ExtKeyUsageTimeStamping,
-}
-
 // ExtKeyUsage maps a name as written in YAML to crypto/x509's constant.
-func ExtKeyUsage(name string) (x509.ExtKeyUsage, bool) {
-	u, ok := ekuByName[name]
-	return u, ok
-}
+func ExtKeyUsage(name string) (x509.ExtKeyUsage, bool) { return profile.ExtKeyUsage(name) }
 
 // Defaults fills unset fields.
 func (c *Config) Defaults() {
@@ -219,7 +209,7 @@ func (c *Config) Validate() error {
 			p.Addf("%s.ext_key_usages: name at least one; an issuing CA without EKUs may issue for any purpose", at)
 		}
 		for _, u := range ca.ExtKeyUsages {
-			if _, ok := ekuByName[u]; !ok {
+			if _, ok := ExtKeyUsage(u); !ok {
 				p.Addf("%s.ext_key_usages: unknown %q", at, u)
 			}
 		}

@@ -137,3 +137,21 @@ func findings(rs *zlint.ResultSet) []Finding {
 	sort.Slice(out, func(i, j int) bool { return out[i].Lint < out[j].Lint })
 	return out
 }
+
+// CheckCertificate lints a DER certificate and returns Problems' verdict.
+func (l *Linter) CheckCertificate(der []byte) error {
+	fs, err := l.Certificate(der)
+	if err != nil {
+		return err
+	}
+	return l.Problems(fs)
+}
+
+// CheckRevocationList lints a DER CRL and returns Problems' verdict.
+func (l *Linter) CheckRevocationList(der []byte) error {
+	fs, err := l.RevocationList(der)
+	if err != nil {
+		return err
+	}
+	return l.Problems(fs)
+}

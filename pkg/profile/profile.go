@@ -141,6 +141,14 @@ var ekuByName = map[string]x509.ExtKeyUsage{
 	"timeStamping":    x509.ExtKeyUsageTimeStamping,
 }
 
+// ExtKeyUsage maps an EKU name as written in YAML (serverAuth,
+// clientAuth, codeSigning, emailProtection, timeStamping) to crypto/x509's
+// constant.
+func ExtKeyUsage(name string) (x509.ExtKeyUsage, bool) {
+	u, ok := ekuByName[name]
+	return u, ok
+}
+
 var keyTypes = []string{"ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519"}
 
 // Compile checks the issuer and its profiles and prepares them for use.
