@@ -1,0 +1,370 @@
+// Package crlgen issues full and delta CRLs per issuing CA, signed in the
+// HSM, and serves them, with the issuers' certificates, as a CDN origin.
+//
+// It materialises the ledger's revocations into its own Pebble store and
+// resumes from the last applied sequence. CRL numbers come from that store,
+// never from the clock: a number is used up (synced) before the CRL that
+// carries it is signed, so a crash skips a number at worst and never
+// reuses one. Full and delta CRLs share the sequence (RFC 5280 §5.2.3:
+// "monotonically increasing sequence numbers for a given CRL scope and
+// CRL issuer"), and every delta names its base in the delta CRL
+// indicator (§5.2.4).
+//
+// expiredCertsOnCRL: not used. An entry leaves the CRLs once its
+// certificate's notAfter has passed (§5.1.2.6 lets a CRL drop expired
+// certificates); a relying party must check validity first.
+package crlgen
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/certmill/certmill/pkg/config"
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/pkg/profile"
+)
+
+// Config is certmill-crlgen's YAML file.
+type Config struct {
+	// Listen is host:port of the CRL origin. Default 127.0.0.1:8082.
+	Listen string `yaml:"listen"`
+	// Dir is crlgen's Pebble store. Required.
+	Dir string `yaml:"dir"`
+	// IssuersFile names the issuers, their certificates and key labels.
+	IssuersFile string `yaml:"issuers_file"`
+	// RootDir, if set, is the ceremony's folder: root.crl and root.crt
+	// are served from it, as the issuing CAs' certificates name them.
+	RootDir string `yaml:"root_dir"`
+	// HSM is the online token with the issuing CAs' keys.
+	HSM hsm.Config `yaml:"hsm"`
+	// Ledger is where revocations come from.
+	Ledger ledger.Config `yaml:"ledger"`
+	// FullEvery is how often a full CRL is issued. Default 6h.
+	FullEvery time.Duration `yaml:"full_every"`
+	// FullValidity is nextUpdate - thisUpdate of a full CRL. Default 7 days
+	// (CA/B BR: at most 10 days for subscriber CRLs).
+	FullValidity time.Duration `yaml:"full_validity"`
+	// DeltaEvery is how often a delta CRL is issued when nothing changes.
+	// Default 15m.
+	DeltaEvery time.Duration `yaml:"delta_every"`
+	// DeltaValidity is nextUpdate - thisUpdate of a delta CRL. Default 1h.
+	DeltaValidity time.Duration `yaml:"delta_validity"`
+	// Debounce is how long after a revocation a delta CRL is issued, so
+	// that a burst of revocations makes one delta. Default 1s.
+	Debounce time.Duration `yaml:"debounce"`
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8082"
+	}
+	d := hsm.DefaultConfig()
+	if c.HSM.Module == "" {
+		c.HSM.Module = d.Module
+	}
+	if c.HSM.Sessions == 0 {
+		c.HSM.Sessions = 2
+	}
+	if c.HSM.SessionWait == 0 {
+		c.HSM.SessionWait = d.SessionWait
+	}
+	c.Ledger.Defaults()
+	for _, x := range []struct {
+		p *time.Duration
+		d time.Duration
+	}{{&c.FullEvery, 6 * time.Hour}, {&c.FullValidity, 7 * 24 * time.Hour}, {&c.DeltaEvery, 15 * time.Minute}, {&c.DeltaValidity, time.Hour}, {&c.Debounce, time.Second}} {
+		if *x.p == 0 {
+			*x.p = x.d
+		}
+	}
+}
+
+// Validate lists every problem.
+func (c *Config) Validate() error {
+	var p config.Problems
+	if c.Dir == "" {
+		p.Addf("dir: required (crlgen's store)")
+	}
+	if c.IssuersFile == "" {
+		p.Addf("issuers_file: required")
+	}
+	if err := c.HSM.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if err := c.Ledger.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if c.FullValidity <= c.FullEvery {
+		p.Addf("full_validity (%s) must exceed full_every (%s), or CRLs expire before the next one", c.FullValidity, c.FullEvery)
+	}
+	if c.DeltaValidity <= c.DeltaEvery {
+		p.Addf("delta_validity (%s) must exceed delta_every (%s)", c.DeltaValidity, c.DeltaEvery)
+	}
+	return p.Err()
+}
+
+// Load reads a configuration file; relative paths are relative to it.
+func Load(path string) (*Config, error) {
+	c := &Config{}
+	if err := config.Load(path, c); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for _, s := range []*string{&c.Dir, &c.IssuersFile, &c.RootDir, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials} {
+		if *s != "" && !filepath.IsAbs(*s) {
+			*s = filepath.Join(dir, *s)
+		}
+	}
+	return c, nil
+}
+
+// Deps are what main hands in.
+type Deps struct {
+	Log    *slog.Logger
+	Now    func() time.Time
+	HSM    *hsm.HSM       // optional: shared
+	Ledger *ledger.Ledger // optional: shared
+	// AfterSign, for fault-injection tests, runs between signing a CRL and
+	// publishing it; an error there aborts the publication as a crash would.
+	AfterSign func(issuer string, number int64) error
+}
+
+type issuer struct {
+	name string
+	prof *profile.Issuer
+	cert *x509.Certificate
+	key  *hsm.Key
+}
+
+// Generator is the service.
+type Generator struct {
+	cfg     *Config
+	d       Deps
+	log     *slog.Logger
+	st      *store
+	hsm     *hsm.HSM
+	ledger  *ledger.Ledger
+	owned   []func()
+	issuers map[string]*issuer
+	order   []string
+
+	mu      sync.Mutex // serialises CRL building per process
+	caught  chan struct{}
+	changed chan struct{}
+	srv     *origin
+}
+
+// New opens the store, the HSM and the ledger.
+func New(ctx context.Context, cfg *Config, d Deps) (*Generator, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	g := &Generator{cfg: cfg, d: d, log: d.Log, issuers: map[string]*issuer{}, caught: make(chan struct{}), changed: make(chan struct{}, 1)}
+	var err error
+	if g.st, err = openStore(cfg.Dir); err != nil {
+		return nil, err
+	}
+	g.owned = append(g.owned, func() { g.st.close() })
+	files, err := profile.Load(cfg.IssuersFile)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	if g.hsm = d.HSM; g.hsm == nil {
+		if g.hsm, err = hsm.Open(cfg.HSM, d.Log); err != nil {
+			g.Close()
+			return nil, err
+		}
+		g.owned = append(g.owned, func() { g.hsm.Close() })
+	}
+	if g.ledger = d.Ledger; g.ledger == nil {
+		if g.ledger, err = ledger.Open(ctx, cfg.Ledger, d.Log); err != nil {
+			g.Close()
+			return nil, err
+		}
+		g.owned = append(g.owned, g.ledger.Close)
+	}
+	for _, p := range files.Issuers {
+		is, err := loadIssuer(p, g.hsm)
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		g.issuers[p.Name] = is
+		g.order = append(g.order, p.Name)
+	}
+	g.srv = newOrigin(g)
+	return g, nil
+}
+
+func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
+	b, err := os.ReadFile(p.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("crlgen: issuer %s: %w", p.Name, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("crlgen: issuer %s: no PEM certificate in %s", p.Name, p.Certificate)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := h.Key(p.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("crlgen: issuer %s: %w", p.Name, err)
+	}
+	return &issuer{name: p.Name, prof: p, cert: cert, key: key}, nil
+}
+
+// Close releases what New opened.
+func (g *Generator) Close() {
+	for i := len(g.owned) - 1; i >= 0; i-- {
+		g.owned[i]()
+	}
+	g.owned = nil
+}
+
+var (
+	oidDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
+	oidInvalidityDate    = asn1.ObjectIdentifier{2, 5, 29, 24}
+)
+
+// Kind is "full" or "delta".
+type Kind string
+
+// The kinds of CRL.
+const (
+	Full  Kind = "full"
+	Delta Kind = "delta"
+)
+
+// Build signs and publishes the next CRL of one issuer. A delta needs a
+// full CRL to name as its base; without one Build issues a full CRL.
+func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	is := g.issuers[issuerName]
+	if is == nil {
+		return nil, fmt.Errorf("crlgen: unknown issuer %q", issuerName)
+	}
+	applied, err := g.st.lastSeq()
+	if err != nil {
+		return nil, err
+	}
+	base, err := g.st.getPublished(issuerName, string(Full))
+	if err != nil {
+		return nil, err
+	}
+	if kind == Delta && base == nil {
+		kind = Full
+	}
+	now := g.d.Now().UTC().Truncate(time.Second)
+	validity := g.cfg.FullValidity
+	if kind == Delta {
+		validity = g.cfg.DeltaValidity
+	}
+	// INVARIANT: the number is used up before anything is signed.
+	number, err := g.st.takeNumber(issuerName)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now, NextUpdate: now.Add(validity)}
+	err = g.st.revocations(issuerName, func(r rev) error {
+		if r.NotAfter != 0 && r.NotAfter < now.Unix() {
+			return nil // expired: off the CRL
+		}
+		if kind == Delta && r.Seq <= base.AsOfSeq {
+			return nil // on the base already
+		}
+		e := x509.RevocationListEntry{SerialNumber: new(big.Int).SetBytes(r.Serial), RevocationTime: time.Unix(0, r.Time).UTC(), ReasonCode: r.Reason}
+		if r.InvalidityDate != 0 {
+			v, err := asn1.MarshalWithParams(time.Unix(r.InvalidityDate, 0).UTC(), "generalized")
+			if err != nil {
+				return err
+			}
+			e.ExtraExtensions = append(e.ExtraExtensions, pkix.Extension{Id: oidInvalidityDate, Value: v})
+		}
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if kind == Full {
+		// RFC 5280 §5.2.6: the Freshest CRL extension names where the delta is.
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: profile.OIDFreshestCRL, Value: profile.DistributionPoints(is.prof.URLs.DeltaCRL)})
+	} else {
+		// RFC 5280 §5.2.4: "The delta CRL indicator is a critical CRL
+		// extension that identifies a CRL as being a delta CRL."
+		v, err := asn1.Marshal(big.NewInt(base.Number))
+		if err != nil {
+			return nil, err
+		}
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidDeltaCRLIndicator, Critical: true, Value: v})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, is.cert, is.key)
+	if err != nil {
+		return nil, fmt.Errorf("crlgen: sign %s CRL %d of %s: %w", kind, number, issuerName, err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, err
+	}
+	if err := crl.CheckSignatureFrom(is.cert); err != nil {
+		return nil, fmt.Errorf("crlgen: CRL %d of %s does not verify: %w", number, issuerName, err)
+	}
+	if g.d.AfterSign != nil {
+		if err := g.d.AfterSign(issuerName, number); err != nil {
+			return nil, err
+		}
+	}
+	p := &published{Number: number, AsOfSeq: applied, ThisUpdate: now.Unix(), NextUpdate: tmpl.NextUpdate.Unix(), Entries: len(tmpl.RevokedCertificateEntries), DER: der}
+	if kind == Delta {
+		p.Base = base.Number
+	}
+	if err := g.st.putPublished(issuerName, string(kind), p); err != nil {
+		return nil, err
+	}
+	if kind == Full {
+		// A new base: the old delta would name a stale base; replace it now.
+		g.mu.Unlock()
+		_, err := g.Build(issuerName, Delta)
+		g.mu.Lock()
+		if err != nil {
+			return nil, err
+		}
+	}
+	g.srv.invalidate(issuerName)
+	g.log.Info("crlgen: CRL published", "issuer", issuerName, "kind", kind, "number", number, "entries", p.Entries, "as_of_seq", applied)
+	return crl, nil
+}
+
+// Published returns the DER of the last full or delta CRL of an issuer.
+func (g *Generator) Published(issuerName string, kind Kind) ([]byte, int64, error) {
+	p, err := g.st.getPublished(issuerName, string(kind))
+	if err != nil || p == nil {
+		return nil, 0, err
+	}
+	return p.DER, p.ThisUpdate, nil
+}

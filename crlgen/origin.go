@@ -1,0 +1,283 @@
+package crlgen
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/certmill/certmill/pkg/ledger"
+)
+
+// origin serves CRLs and CA certificates with the headers a CDN needs:
+// ETag, Last-Modified, Cache-Control tied to nextUpdate, Expires, and 304
+// answers to conditional requests.
+type origin struct {
+	g     *Generator
+	mu    sync.Mutex
+	cache map[string]*object // by path
+	srv   *fasthttp.Server
+	addr  net.Addr
+}
+
+type object struct {
+	body    []byte
+	ctype   string
+	etag    string
+	lastMod time.Time
+	expires time.Time // zero: no expiry (certificates)
+}
+
+func newOrigin(g *Generator) *origin {
+	o := &origin{g: g, cache: map[string]*object{}}
+	o.srv = &fasthttp.Server{
+		Name: "certmill-crlgen", Handler: o.handle, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		IdleTimeout: 60 * time.Second, MaxRequestBodySize: 4 << 10, NoDefaultServerHeader: true,
+	}
+	return o
+}
+
+func (o *origin) invalidate(issuer string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.cache, "/"+issuer+".crl")
+	delete(o.cache, "/"+issuer+"-delta.crl")
+}
+
+func newObject(body []byte, ctype string, lastMod, expires time.Time) *object {
+	h := sha256.Sum256(body)
+	return &object{body: body, ctype: ctype, etag: `"` + hex.EncodeToString(h[:16]) + `"`, lastMod: lastMod.UTC(), expires: expires}
+}
+
+// lookup finds what a path names.
+func (o *origin) lookup(path string) (*object, error) {
+	o.mu.Lock()
+	obj := o.cache[path]
+	o.mu.Unlock()
+	if obj != nil {
+		return obj, nil
+	}
+	name := strings.TrimPrefix(path, "/")
+	switch {
+	case (name == "root.crl" || name == "root.crt") && o.g.cfg.RootDir != "":
+		b, err := os.ReadFile(filepath.Join(o.g.cfg.RootDir, name))
+		if err != nil {
+			return nil, nil
+		}
+		st, _ := os.Stat(filepath.Join(o.g.cfg.RootDir, name))
+		ctype := "application/pkix-cert"
+		if strings.HasSuffix(name, ".crl") {
+			ctype = "application/pkix-crl"
+		}
+		return newObject(b, ctype, st.ModTime(), time.Time{}), nil // not cached: a ceremony may replace it
+	case strings.HasSuffix(name, ".crt"):
+		is := o.g.issuers[strings.TrimSuffix(name, ".crt")]
+		if is == nil {
+			return nil, nil
+		}
+		obj = newObject(is.cert.Raw, "application/pkix-cert", is.cert.NotBefore, time.Time{})
+	case strings.HasSuffix(name, "-delta.crl") || strings.HasSuffix(name, ".crl"):
+		kind, iss := Full, strings.TrimSuffix(name, ".crl")
+		if strings.HasSuffix(name, "-delta.crl") {
+			kind, iss = Delta, strings.TrimSuffix(name, "-delta.crl")
+		}
+		if o.g.issuers[iss] == nil {
+			return nil, nil
+		}
+		p, err := o.g.st.getPublished(iss, string(kind))
+		if err != nil || p == nil {
+			return nil, err
+		}
+		obj = newObject(p.DER, "application/pkix-crl", time.Unix(p.ThisUpdate, 0), time.Unix(p.NextUpdate, 0))
+	default:
+		return nil, nil
+	}
+	o.mu.Lock()
+	o.cache[path] = obj
+	o.mu.Unlock()
+	return obj, nil
+}
+
+func (o *origin) handle(ctx *fasthttp.RequestCtx) {
+	if string(ctx.Path()) == "/healthz" {
+		ctx.SetBodyString("ok\n")
+		return
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		ctx.Error("method not allowed: use GET or HEAD\n", 405)
+		return
+	}
+	obj, err := o.lookup(string(ctx.Path()))
+	if err != nil {
+		o.g.log.Error("crlgen: read store", "err", err)
+		ctx.Error("internal error\n", 500)
+		return
+	}
+	if obj == nil {
+		ctx.Error("not found: CRLs are at /<issuer>.crl and /<issuer>-delta.crl\n", 404)
+		return
+	}
+	now := time.Now()
+	h := &ctx.Response.Header
+	h.Set("ETag", obj.etag)
+	h.Set("Last-Modified", obj.lastMod.Format(time.RFC1123[:len(time.RFC1123)-3]+"GMT"))
+	if obj.expires.IsZero() {
+		h.Set("Cache-Control", "public, max-age=3600")
+	} else {
+		// Cached copies must not outlive nextUpdate.
+		age := max(int(obj.expires.Sub(now).Seconds()), 0)
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(age)+", no-transform")
+		h.Set("Expires", obj.expires.UTC().Format(time.RFC1123[:len(time.RFC1123)-3]+"GMT"))
+	}
+	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 {
+		if etagMatch(string(inm), obj.etag) {
+			ctx.SetStatusCode(304)
+			return
+		}
+	} else if ims := ctx.Request.Header.Peek("If-Modified-Since"); len(ims) > 0 {
+		if t, err := time.Parse(time.RFC1123[:len(time.RFC1123)-3]+"GMT", string(ims)); err == nil && !obj.lastMod.After(t) {
+			ctx.SetStatusCode(304)
+			return
+		}
+	}
+	h.SetContentType(obj.ctype)
+	if ctx.IsHead() {
+		h.SetContentLength(len(obj.body))
+		ctx.Response.SkipBody = true
+		return
+	}
+	ctx.SetBody(obj.body)
+}
+
+// etagMatch implements If-None-Match's weak comparison (RFC 9110 §13.1.2).
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// Addr is the origin's address once Run listens.
+func (g *Generator) Addr() net.Addr {
+	g.srv.mu.Lock()
+	defer g.srv.mu.Unlock()
+	return g.srv.addr
+}
+
+// notifier wraps the store to signal new revocations.
+type notifier struct {
+	*store
+	changed chan struct{}
+}
+
+func (n notifier) Apply(es []ledger.Entry, last uint64) error {
+	if err := n.store.Apply(es, last); err != nil {
+		return err
+	}
+	for _, e := range es {
+		if e.Err == nil && e.Record.Kind == ledger.KindRevoked {
+			select {
+			case n.changed <- struct{}{}:
+			default:
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// Run consumes the ledger, issues CRLs on schedule and after revocations,
+// and serves them, until ctx ends.
+func (g *Generator) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("crlgen: listen: %w", err)
+	}
+	g.srv.mu.Lock()
+	g.srv.addr = ln.Addr()
+	g.srv.mu.Unlock()
+	errc := make(chan error, 3)
+	go func() { errc <- g.srv.srv.Serve(ln) }()
+	from, err := g.st.lastSeq()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		err := g.ledger.Consume(cctx, from, notifier{g.st, g.changed}, ledger.ConsumeOptions{CaughtUp: func(uint64) { close(g.caught) }})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errc <- err
+		}
+	}()
+	g.log.Info("crlgen: serving", "addr", ln.Addr().String(), "resume_after_seq", from)
+	// Nothing is issued before the store has caught up with the ledger: a
+	// fresh replica must not publish a CRL that lacks known revocations.
+	select {
+	case <-g.caught:
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return g.srv.srv.Shutdown()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var dirtySince time.Time
+	for {
+		for _, name := range g.order {
+			if err := g.schedule(name, dirtySince); err != nil {
+				g.log.Error("crlgen: issuing a CRL failed; will retry", "issuer", name, "err", err)
+			}
+		}
+		dirtySince = time.Time{}
+		select {
+		case <-ctx.Done():
+			return g.srv.srv.Shutdown()
+		case err := <-errc:
+			return err
+		case <-g.changed:
+			dirtySince = time.Now()
+			select { // debounce: gather a burst into one delta
+			case <-time.After(g.cfg.Debounce):
+			case <-ctx.Done():
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// schedule issues what is due for one issuer.
+func (g *Generator) schedule(name string, dirty time.Time) error {
+	now := g.d.Now()
+	full, err := g.st.getPublished(name, string(Full))
+	if err != nil {
+		return err
+	}
+	if full == nil || now.Sub(time.Unix(full.ThisUpdate, 0)) >= g.cfg.FullEvery {
+		_, err := g.Build(name, Full)
+		return err
+	}
+	delta, err := g.st.getPublished(name, string(Delta))
+	if err != nil {
+		return err
+	}
+	if delta == nil || !dirty.IsZero() || now.Sub(time.Unix(delta.ThisUpdate, 0)) >= g.cfg.DeltaEvery {
+		_, err := g.Build(name, Delta)
+		return err
+	}
+	return nil
+}

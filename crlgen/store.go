@@ -1,0 +1,196 @@
+package crlgen
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/certmill/certmill/pkg/ledger"
+)
+
+// store is crlgen's own Pebble database:
+//
+//	m/seq                  last applied ledger sequence (8 bytes)
+//	r/<issuer>/<serial>    a revocation: rev (CBOR)
+//	n/<issuer>             the next CRL number (8 bytes)
+//	c/<issuer>/full        the last full CRL: published (CBOR)
+//	c/<issuer>/delta       the last delta CRL: published (CBOR)
+//
+// INVARIANT: records and the last applied sequence are written in one
+// synced batch, and a CRL number is used up (synced) before the CRL that
+// carries it is signed, so a crash never loses a revocation that was
+// applied nor reuses a number.
+type store struct {
+	db *pebble.DB
+}
+
+// rev is a revocation as crlgen keeps it.
+type rev struct {
+	Serial         []byte `cbor:"1,keyasint"`
+	Time           int64  `cbor:"2,keyasint"` // Unix nanoseconds
+	Reason         int    `cbor:"3,keyasint"`
+	InvalidityDate int64  `cbor:"4,keyasint,omitempty"`
+	NotAfter       int64  `cbor:"5,keyasint"`
+	Seq            uint64 `cbor:"6,keyasint"` // ledger sequence that brought it
+}
+
+// published is a signed CRL and what it was built from.
+type published struct {
+	Number     int64  `cbor:"1,keyasint"`
+	Base       int64  `cbor:"2,keyasint,omitempty"` // delta: the full CRL's number
+	AsOfSeq    uint64 `cbor:"3,keyasint"`           // full: revocations up to this sequence are on it
+	ThisUpdate int64  `cbor:"4,keyasint"`           // Unix seconds
+	NextUpdate int64  `cbor:"5,keyasint"`
+	Entries    int    `cbor:"6,keyasint"`
+	DER        []byte `cbor:"7,keyasint"`
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Infof(string, ...any)  {}
+func (nopLogger) Errorf(string, ...any) {}
+func (nopLogger) Fatalf(f string, a ...any) {
+	panic(fmt.Sprintf(f, a...))
+}
+
+func openStore(dir string) (*store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: nopLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("crlgen: open store %s: %w", dir, err)
+	}
+	return &store{db: db}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func (s *store) getU64(key string) (uint64, error) {
+	v, c, err := s.db.Get([]byte(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("crlgen: %s: %d bytes, want 8", key, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (s *store) lastSeq() (uint64, error) { return s.getU64("m/seq") }
+
+// revKey sorts serials numerically within an issuer: 20 bytes, zero-padded.
+func revKey(issuer string, serial []byte) []byte {
+	k := make([]byte, 0, 3+len(issuer)+20)
+	k = append(k, "r/"+issuer+"/"...)
+	pad := 20 - len(serial)
+	for range max(pad, 0) {
+		k = append(k, 0)
+	}
+	return append(k, serial...)
+}
+
+// Apply implements ledger.Applier: revocations are kept (the first one per
+// serial), everything else is skipped; the sequence goes in the same
+// synced batch.
+func (s *store) Apply(es []ledger.Entry, last uint64) error {
+	applied, err := s.lastSeq()
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, e := range es {
+		if e.Seq <= applied || e.Err != nil || e.Record.Kind != ledger.KindRevoked {
+			continue
+		}
+		r := e.Record.Revoked
+		sn := new(big.Int).SetBytes(r.Serial).Bytes()
+		if len(sn) == 0 || len(sn) > 20 || !ledger.ValidName(r.Issuer) {
+			continue
+		}
+		k := revKey(r.Issuer, sn)
+		if _, c, err := s.db.Get(k); err == nil {
+			c.Close()
+			continue // the first revocation stands
+		}
+		v, err := cbor.Marshal(rev{Serial: sn, Time: r.Time, Reason: r.Reason, InvalidityDate: r.InvalidityDate, NotAfter: r.NotAfter, Seq: e.Seq})
+		if err != nil {
+			return err
+		}
+		if err := b.Set(k, v, nil); err != nil {
+			return err
+		}
+	}
+	if last > applied {
+		b.Set([]byte("m/seq"), u64(last), nil)
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// revocations calls f for every revocation of issuer, in serial order.
+func (s *store) revocations(issuer string, f func(rev) error) error {
+	lo := []byte("r/" + issuer + "/")
+	hi := append(append([]byte{}, lo[:len(lo)-1]...), '/'+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var r rev
+		if err := cbor.Unmarshal(it.Value(), &r); err != nil {
+			return fmt.Errorf("crlgen: damaged revocation %x: %w", it.Key(), err)
+		}
+		if err := f(r); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// takeNumber uses up the issuer's next CRL number durably and returns it.
+func (s *store) takeNumber(issuer string) (int64, error) {
+	n, err := s.getU64("n/" + issuer)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		n = 1
+	}
+	if err := s.db.Set([]byte("n/"+issuer), u64(n+1), pebble.Sync); err != nil {
+		return 0, err
+	}
+	return int64(n), nil
+}
+
+func (s *store) getPublished(issuer, kind string) (*published, error) {
+	v, c, err := s.db.Get([]byte("c/" + issuer + "/" + kind))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var p published
+	if err := cbor.Unmarshal(v, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (s *store) putPublished(issuer, kind string, p *published) error {
+	v, err := cbor.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.db.Set([]byte("c/"+issuer+"/"+kind), v, pebble.Sync)
+}
