@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { e.hsm.Close() })
 	cfg := &signer.Config{Listen: "127.0.0.1:0", InsecurePlainHTTP: true, IssuersFile: issuers, HSM: h.Online, Lint: true,
-		Ledger: ledger.Config{Dir: filepath.Join(dir, "unused")},
+		Ledger:  ledger.Config{Dir: filepath.Join(dir, "unused")},
 		Tenants: []*tenant.Tenant{{Name: "acme", TokenSHA256: tenant.HashToken(token), Issuers: map[string][]string{"manufacturing": {"device"}}}}}
 	s, err := signer.New(context.Background(), cfg, signer.Deps{HSM: e.hsm, Ledger: e.ledger})
 	if err != nil {

@@ -4,7 +4,8 @@
 # 2. openssl verifies every issuing CA under the root, with the root CRL;
 # 3. a later root operation: refused with 2 custodians, done with 3;
 # 4. the signer issues 200 device certificates through certmill submit,
-#    a rerun replays them, openssl verifies, one is revoked.
+#    a rerun replays them, openssl verifies, one is revoked;
+# 5. crlgen puts it on the delta CRL and openssl -use_deltas refuses it.
 # Each run starts from an empty demo/ folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,12 +78,41 @@ for i in 0001 0100 0200; do
 	out=$(openssl verify -x509_strict -purpose sslclient -CAfile "$C/root.pem" -untrusted "$DEMO/untrusted.pem" "$DEMO/certs/MTR-$i.pem") || fail "openssl verify MTR-$i: $out"
 	echo "  $out"
 done
+step "5. crlgen: full and delta CRLs from the ledger, signed in the HSM"
+"$BIN/certmill-crlgen" -config configs/crlgen.yaml 2> "$DEMO/crlgen.log" &
+CRLGEN=$!
+trap 'kill $SIGNER $CRLGEN 2>/dev/null || true' EXIT
+for i in $(seq 1 100); do
+	curl -fsS -o "$DEMO/full.crl" http://127.0.0.1:8082/manufacturing.crl 2>/dev/null && break
+	kill -0 $CRLGEN 2>/dev/null || { cat "$DEMO/crlgen.log"; fail "crlgen did not start"; }
+	sleep 0.1
+done
+openssl crl -inform DER -in "$DEMO/full.crl" -noout -crlnumber -nextupdate | sed 's/^/  full CRL: /'
 SERIAL=$(openssl x509 -in "$DEMO/certs/MTR-0042.pem" -noout -serial | cut -d= -f2)
 "$BIN/certmill" revoke -serial "$SERIAL" -reason keyCompromise > "$DEMO/revoke.json" || fail "revoke"
 "$BIN/certmill" revoke -serial "$SERIAL" -reason superseded > /dev/null || fail "second revoke"
 "$BIN/certmill" get -serial "$SERIAL" -format json | grep -q '"status":"revoked","revoked_at":"[^"]*","reason":"keyCompromise"' || fail "lookup after revoke"
 echo "  MTR-0042 ($SERIAL) revoked for keyCompromise; revoking again changed nothing"
-kill $SIGNER; wait $SIGNER 2>/dev/null || true
+start=$(date +%s%N)
+for i in $(seq 1 100); do
+	curl -fsS -o "$DEMO/delta.crl" http://127.0.0.1:8082/manufacturing-delta.crl
+	openssl crl -inform DER -in "$DEMO/delta.crl" -noout -text | grep -q "Serial Number: $SERIAL" && break
+	sleep 0.1
+done
+openssl crl -inform DER -in "$DEMO/delta.crl" -noout -text | grep -q "Serial Number: $SERIAL" || fail "the delta CRL never listed MTR-0042"
+echo "  the delta CRL lists MTR-0042 $(( ($(date +%s%N) - start) / 1000000 )) ms after the revocation was acknowledged"
+openssl crl -inform DER -in "$DEMO/full.crl" -out "$DEMO/full.pem"
+openssl crl -inform DER -in "$DEMO/delta.crl" -out "$DEMO/delta.pem"
+for i in 0001 0042; do
+	if out=$(openssl verify -crl_check -use_deltas -CAfile "$C/root.pem" -untrusted "$DEMO/untrusted.pem" -CRLfile "$DEMO/full.pem" -CRLfile "$DEMO/delta.pem" "$DEMO/certs/MTR-$i.pem" 2>&1); then
+		[ $i = 0001 ] || fail "openssl accepted revoked MTR-$i"
+		echo "  openssl verify -crl_check -use_deltas MTR-$i: OK"
+	else
+		[ $i = 0042 ] && echo "$out" | grep -q "certificate revoked" || fail "MTR-$i: $out"
+		echo "  openssl verify -crl_check -use_deltas MTR-$i: refused, certificate revoked"
+	fi
+done
+kill $SIGNER $CRLGEN; wait $SIGNER $CRLGEN 2>/dev/null || true
 trap - EXIT
 
 step "summary"
@@ -94,7 +124,8 @@ cat <<SUM
   SoftHSM2 tokens:       $DEMO/tokens (SOFTHSM2_CONF=$DEMO/softhsm2.conf)
   device certificates:   $DEMO/certs (one per CSR, chain.pem, summary.json)
   ledger:                $DEMO/ledger (embedded nats-server, JetStream, fsync on every write)
-  not built yet:         OCSP responder, CRL generator, certmill-dev (issues 6 to 9)
+  CRLs:                  http://127.0.0.1:8082/manufacturing.crl and -delta.crl (while crlgen runs); $DEMO/crlgen
+  not built yet:         OCSP responder, certmill-dev (issues 6, 9)
   try next:              openssl x509 -in $C/manufacturing.pem -noout -text
 demo: all checks passed
 SUM

@@ -3,6 +3,7 @@ package test
 import (
 	"testing"
 
+	"github.com/certmill/certmill/crlgen"
 	"github.com/certmill/certmill/pkg/ceremony"
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/signer"
@@ -15,6 +16,14 @@ func TestShippedConfigs(t *testing.T) {
 		t.Error(err)
 	}
 	if _, err := profile.Load("../configs/issuers.yaml"); err != nil {
+		t.Error(err)
+	}
+	cg, err := crlgen.Load("../configs/crlgen.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg.Defaults()
+	if err := cg.Validate(); err != nil {
 		t.Error(err)
 	}
 	c, err := signer.Load("../configs/signer.yaml")

@@ -68,6 +68,10 @@ type Config struct {
 	// Listen, for the embedded server, is a host:port that other processes
 	// may connect to. Empty: in-process connections only.
 	Listen string `yaml:"listen"`
+	// Monitor, for the embedded server, is a host:port for its HTTP
+	// monitoring endpoint (/varz, /healthz), which other processes read to
+	// check that it syncs every write. Empty: none.
+	Monitor string `yaml:"monitor"`
 	// Stream is the stream's name. Default CERTMILL.
 	Stream string `yaml:"stream"`
 	// Prefix is the first subject token. Default certmill.
@@ -205,6 +209,14 @@ func startEmbedded(cfg Config, log *slog.Logger) (*server.Server, error) {
 			return nil, fmt.Errorf("ledger.listen: %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, p
+	}
+	if cfg.Monitor != "" {
+		host, port, ok := strings.Cut(cfg.Monitor, ":")
+		p, err := strconv.Atoi(port)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("ledger.monitor: %q is not host:port", cfg.Monitor)
+		}
+		opts.HTTPHost, opts.HTTPPort = host, p
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
