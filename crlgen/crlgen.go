@@ -290,7 +290,11 @@ func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, e
 		return nil, err
 	}
 	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now, NextUpdate: now.Add(validity)}
-	err = g.st.revocations(issuerName, func(r rev) error {
+	each := func(f func(rev) error) error { return g.st.revocations(issuerName, f) }
+	if kind == Delta {
+		each = g.st.revocationsAfter(issuerName, base.AsOfSeq)
+	}
+	err = each(func(r rev) error {
 		if r.NotAfter != 0 && r.NotAfter < now.Unix() {
 			return nil // expired: off the CRL
 		}

@@ -16,6 +16,8 @@ import (
 //
 //	m/seq                  last applied ledger sequence (8 bytes)
 //	r/<issuer>/<serial>    a revocation: rev (CBOR)
+//	s/<issuer>/<seq>       the same revocation, by ledger sequence, so that a
+//	                       delta CRL reads only what came after its base
 //	n/<issuer>             the next CRL number (8 bytes)
 //	c/<issuer>/full        the last full CRL: published (CBOR)
 //	c/<issuer>/delta       the last delta CRL: published (CBOR)
@@ -128,6 +130,9 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 		if err := b.Set(k, v, nil); err != nil {
 			return err
 		}
+		if err := b.Set(append([]byte("s/"+r.Issuer+"/"), u64(e.Seq)...), v, nil); err != nil {
+			return err
+		}
 	}
 	if last > applied {
 		b.Set([]byte("m/seq"), u64(last), nil)
@@ -138,7 +143,19 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 // revocations calls f for every revocation of issuer, in serial order.
 func (s *store) revocations(issuer string, f func(rev) error) error {
 	lo := []byte("r/" + issuer + "/")
-	hi := append(append([]byte{}, lo[:len(lo)-1]...), '/'+1)
+	return s.scan(lo, append(append([]byte{}, lo[:len(lo)-1]...), '/'+1), f)
+}
+
+// revocationsAfter calls f for every revocation of issuer that came with
+// a ledger sequence above seq, in sequence order.
+func (s *store) revocationsAfter(issuer string, seq uint64) func(func(rev) error) error {
+	return func(f func(rev) error) error {
+		p := "s/" + issuer + "/"
+		return s.scan(append([]byte(p), u64(seq+1)...), append([]byte(p[:len(p)-1]), '/'+1), f)
+	}
+}
+
+func (s *store) scan(lo, hi []byte, f func(rev) error) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
