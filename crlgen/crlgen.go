@@ -17,7 +17,6 @@ package crlgen
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -259,9 +258,39 @@ const (
 	Delta Kind = "delta"
 )
 
+// Result is a CRL that Build published.
+type Result struct {
+	Kind    Kind
+	Number  int64
+	Base    int64 // delta: the full CRL it names
+	Entries int
+	DER     []byte
+}
+
+// checkSignature verifies a CRL's outer signature with the CA's key,
+// reading only the CertificateList envelope (RFC 5280 §5.1).
+func checkSignature(ca *x509.Certificate, der []byte) error {
+	var outer struct {
+		TBS asn1.RawValue
+		Alg pkix.AlgorithmIdentifier
+		Sig asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(der, &outer); err != nil || len(rest) != 0 {
+		return fmt.Errorf("not a CertificateList: %v", err)
+	}
+	alg := x509.SHA256WithRSA
+	switch oid, _, _ := sigAlgorithm(ca); {
+	case oid.Equal(oidECDSASHA256):
+		alg = x509.ECDSAWithSHA256
+	case oid.Equal(oidECDSASHA384):
+		alg = x509.ECDSAWithSHA384
+	}
+	return ca.CheckSignature(alg, outer.TBS.FullBytes, outer.Sig.RightAlign())
+}
+
 // Build signs and publishes the next CRL of one issuer. A delta needs a
 // full CRL to name as its base; without one Build issues a full CRL.
-func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, error) {
+func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	is := g.issuers[issuerName]
@@ -289,35 +318,29 @@ func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, e
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now, NextUpdate: now.Add(validity)}
+	params := tbsParams{issuer: is.cert, number: number, thisUpdate: now, nextUpdate: now.Add(validity)}
 	each := func(f func(rev) error) error { return g.st.revocations(issuerName, f) }
 	if kind == Delta {
 		each = g.st.revocationsAfter(issuerName, base.AsOfSeq)
 	}
-	err = each(func(r rev) error {
-		if r.NotAfter != 0 && r.NotAfter < now.Unix() {
-			return nil // expired: off the CRL
-		}
-		if kind == Delta && r.Seq <= base.AsOfSeq {
-			return nil // on the base already
-		}
-		e := x509.RevocationListEntry{SerialNumber: new(big.Int).SetBytes(r.Serial), RevocationTime: time.Unix(0, r.Time).UTC(), ReasonCode: r.Reason}
-		if r.InvalidityDate != 0 {
-			v, err := asn1.MarshalWithParams(time.Unix(r.InvalidityDate, 0).UTC(), "generalized")
-			if err != nil {
-				return err
+	entries := func(emit func(crlEntry) error) error {
+		return each(func(r rev) error {
+			if r.NotAfter != 0 && r.NotAfter < now.Unix() {
+				return nil // expired: off the CRL
 			}
-			e.ExtraExtensions = append(e.ExtraExtensions, pkix.Extension{Id: oidInvalidityDate, Value: v})
-		}
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, e)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+			if kind == Delta && r.Seq <= base.AsOfSeq {
+				return nil // on the base already
+			}
+			e := crlEntry{serial: new(big.Int).SetBytes(r.Serial), time: time.Unix(0, r.Time).UTC().Truncate(time.Second), reason: r.Reason}
+			if r.InvalidityDate != 0 {
+				e.invalidityDate = time.Unix(r.InvalidityDate, 0)
+			}
+			return emit(e)
+		})
 	}
 	if kind == Full {
 		// RFC 5280 §5.2.6: the Freshest CRL extension names where the delta is.
-		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: profile.OIDFreshestCRL, Value: profile.DistributionPoints(is.prof.URLs.DeltaCRL)})
+		params.extensions = append(params.extensions, pkix.Extension{Id: profile.OIDFreshestCRL, Value: profile.DistributionPoints(is.prof.URLs.DeltaCRL)})
 	} else {
 		// RFC 5280 §5.2.4: "The delta CRL indicator is a critical CRL
 		// extension that identifies a CRL as being a delta CRL."
@@ -325,17 +348,18 @@ func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, e
 		if err != nil {
 			return nil, err
 		}
-		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidDeltaCRLIndicator, Critical: true, Value: v})
+		params.extensions = append(params.extensions, pkix.Extension{Id: oidDeltaCRLIndicator, Critical: true, Value: v})
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, is.cert, is.key)
+	hint := 4096
+	if last, _ := g.st.getPublished(issuerName, string(kind)); last != nil {
+		hint = len(last.DER) + len(last.DER)/8
+	}
+	der, count, err := encodeCRL(params, hint, entries, is.key)
 	if err != nil {
 		return nil, fmt.Errorf("crlgen: sign %s CRL %d of %s: %w", kind, number, issuerName, err)
 	}
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return nil, err
-	}
-	if err := crl.CheckSignatureFrom(is.cert); err != nil {
+	// Check the HSM's signature without parsing a million entries again.
+	if err := checkSignature(is.cert, der); err != nil {
 		return nil, fmt.Errorf("crlgen: CRL %d of %s does not verify: %w", number, issuerName, err)
 	}
 	if g.d.AfterSign != nil {
@@ -343,7 +367,7 @@ func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, e
 			return nil, err
 		}
 	}
-	p := &published{Number: number, AsOfSeq: applied, ThisUpdate: now.Unix(), NextUpdate: tmpl.NextUpdate.Unix(), Entries: len(tmpl.RevokedCertificateEntries), DER: der}
+	p := &published{Number: number, AsOfSeq: applied, ThisUpdate: now.Unix(), NextUpdate: params.nextUpdate.Unix(), Entries: count, DER: der}
 	if kind == Delta {
 		p.Base = base.Number
 	}
@@ -361,7 +385,7 @@ func (g *Generator) Build(issuerName string, kind Kind) (*x509.RevocationList, e
 	}
 	g.srv.invalidate(issuerName)
 	g.log.Info("crlgen: CRL published", "issuer", issuerName, "kind", kind, "number", number, "entries", p.Entries, "as_of_seq", applied)
-	return crl, nil
+	return &Result{Kind: kind, Number: number, Base: p.Base, Entries: p.Entries, DER: der}, nil
 }
 
 // Published returns the DER of the last full or delta CRL of an issuer.
