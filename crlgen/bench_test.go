@@ -26,7 +26,7 @@ import (
 // benchGenerator is a Generator on a fresh store with n revocations of one
 // issuer whose key is on a SoftHSM2 token, and the entries for Go's own
 // CreateRevocationList.
-func benchGenerator(b *testing.B, n int) (*Generator, []x509.RevocationListEntry, *x509.Certificate, crypto.Signer) {
+func benchGenerator(b testing.TB, n int) (*Generator, []x509.RevocationListEntry, *x509.Certificate, crypto.Signer) {
 	b.Helper()
 	tok := hsmtest.NewToken(b, 2)
 	h := tok.Open(b)

@@ -89,6 +89,29 @@ func addAlgorithm(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, nullParams b
 	})
 }
 
+var errStop = errors.New("stop")
+
+func addEntry(b *cryptobyte.Builder, e crlEntry) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(e.serial)
+		addTime(b, e.time)
+		if e.reason != 0 || !e.invalidityDate.IsZero() {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				if e.reason != 0 {
+					var v cryptobyte.Builder
+					v.AddASN1Enum(int64(e.reason))
+					addExtension(b, oidReasonCode, false, v.BytesOrPanic())
+				}
+				if !e.invalidityDate.IsZero() {
+					var v cryptobyte.Builder
+					v.AddASN1GeneralizedTime(e.invalidityDate.UTC())
+					addExtension(b, oidInvalidityDate, false, v.BytesOrPanic())
+				}
+			})
+		}
+	})
+}
+
 // encodeCRL writes a signed CRL (RFC 5280 §5.1) whose entries come from
 // each, and signs it with key. sizeHint is the expected size in bytes.
 func encodeCRL(p tbsParams, sizeHint int, each func(func(crlEntry) error) error, key crypto.Signer) ([]byte, int, error) {
@@ -98,6 +121,13 @@ func encodeCRL(p tbsParams, sizeHint int, each func(func(crlEntry) error) error,
 	alg, hash, rsaAlg := sigAlgorithm(p.issuer)
 	n := 0
 	var walkErr error
+	// A first pass stops at the first entry, to know whether there is one.
+	hasEntries := false
+	if err := each(func(crlEntry) error { return errStop }); errors.Is(err, errStop) {
+		hasEntries = true
+	} else if err != nil {
+		return nil, 0, err
+	}
 	tb := cryptobyte.NewBuilder(make([]byte, 0, sizeHint+4096))
 	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(1) // v2
@@ -106,33 +136,14 @@ func encodeCRL(p tbsParams, sizeHint int, each func(func(crlEntry) error) error,
 		addTime(b, p.thisUpdate)
 		addTime(b, p.nextUpdate)
 		// revokedCertificates is absent, not empty, when there are none.
-		var entries cryptobyte.Builder
-		entries.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			walkErr = each(func(e crlEntry) error {
-				n++
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1BigInt(e.serial)
-					addTime(b, e.time)
-					if e.reason != 0 || !e.invalidityDate.IsZero() {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							if e.reason != 0 {
-								var v cryptobyte.Builder
-								v.AddASN1Enum(int64(e.reason))
-								addExtension(b, oidReasonCode, false, v.BytesOrPanic())
-							}
-							if !e.invalidityDate.IsZero() {
-								var v cryptobyte.Builder
-								v.AddASN1GeneralizedTime(e.invalidityDate.UTC())
-								addExtension(b, oidInvalidityDate, false, v.BytesOrPanic())
-							}
-						})
-					}
+		if hasEntries {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				walkErr = each(func(e crlEntry) error {
+					n++
+					addEntry(b, e)
+					return nil
 				})
-				return nil
 			})
-		})
-		if walkErr == nil && n > 0 {
-			b.AddBytes(entries.BytesOrPanic())
 		}
 		b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
