@@ -109,6 +109,7 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	inBatch := map[string]bool{} // revocations this batch sets: the first stands here too
 	for _, e := range es {
 		if e.Seq <= applied || e.Err != nil || e.Record.Kind != ledger.KindRevoked {
 			continue
@@ -119,6 +120,10 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 			continue
 		}
 		k := revKey(r.Issuer, sn)
+		if inBatch[string(k)] {
+			continue
+		}
+		inBatch[string(k)] = true
 		if _, c, err := s.db.Get(k); err == nil {
 			c.Close()
 			continue // the first revocation stands
