@@ -1,7 +1,6 @@
 package crlgen
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
@@ -9,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/certmill/certmill/pkg/kvstore"
 	"github.com/certmill/certmill/pkg/ledger"
 )
 
@@ -51,53 +51,23 @@ type published struct {
 	DER        []byte `cbor:"7,keyasint"`
 }
 
-type nopLogger struct{}
-
-func (nopLogger) Infof(string, ...any)  {}
-func (nopLogger) Errorf(string, ...any) {}
-func (nopLogger) Fatalf(f string, a ...any) {
-	panic(fmt.Sprintf(f, a...))
-}
-
 func openStore(dir string) (*store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: nopLogger{}})
+	db, err := kvstore.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("crlgen: open store %s: %w", dir, err)
+		return nil, fmt.Errorf("crlgen: %w", err)
 	}
 	return &store{db: db}, nil
 }
 
 func (s *store) close() error { return s.db.Close() }
 
-func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+func u64(v uint64) []byte { return kvstore.U64(v) }
 
-func (s *store) getU64(key string) (uint64, error) {
-	v, c, err := s.db.Get([]byte(key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("crlgen: %s: %d bytes, want 8", key, len(v))
-	}
-	return binary.BigEndian.Uint64(v), nil
-}
+func (s *store) getU64(key string) (uint64, error) { return kvstore.GetU64(s.db, key) }
 
-func (s *store) lastSeq() (uint64, error) { return s.getU64("m/seq") }
+func (s *store) lastSeq() (uint64, error) { return s.getU64(kvstore.SeqKey) }
 
-// revKey sorts serials numerically within an issuer: 20 bytes, zero-padded.
-func revKey(issuer string, serial []byte) []byte {
-	k := make([]byte, 0, 3+len(issuer)+20)
-	k = append(k, "r/"+issuer+"/"...)
-	pad := 20 - len(serial)
-	for range max(pad, 0) {
-		k = append(k, 0)
-	}
-	return append(k, serial...)
-}
+func revKey(issuer string, serial []byte) []byte { return kvstore.SerialKey("r/"+issuer+"/", serial) }
 
 // Apply implements ledger.Applier: revocations are kept (the first one per
 // serial), everything else is skipped; the sequence goes in the same
@@ -140,7 +110,7 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 		}
 	}
 	if last > applied {
-		b.Set([]byte("m/seq"), u64(last), nil)
+		b.Set([]byte(kvstore.SeqKey), u64(last), nil)
 	}
 	return b.Commit(pebble.Sync)
 }
