@@ -3,11 +3,7 @@ package crlgen_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
@@ -15,7 +11,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,51 +23,23 @@ import (
 	"github.com/certmill/certmill/pkg/client"
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/ledger"
-	"github.com/certmill/certmill/pkg/ledger/ledgertest"
 	"github.com/certmill/certmill/pkg/lint"
-	"github.com/certmill/certmill/pkg/tenant"
-	"github.com/certmill/certmill/signer"
+	"github.com/certmill/certmill/signer/signertest"
 )
 
-const token = "crl-test-token-77"
-
 type env struct {
+	*signertest.Env
 	h       *ceremonytest.Hierarchy
 	hsm     *hsm.HSM
 	ledger  *ledger.Ledger
 	issuers string
 	client  *client.Client
-	dir     string
 }
 
-// newEnv: a ceremony, an embedded ledger and a signer on loopback.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	h := ceremonytest.New(t, fmt.Sprintf("c%d", time.Now().UnixNano()%1e9))
-	dir := t.TempDir()
-	src, _ := os.ReadFile("../configs/issuers.yaml")
-	issuers := filepath.Join(dir, "issuers.yaml")
-	os.WriteFile(issuers, bytes.ReplaceAll(src, []byte("../demo/ceremony/"), []byte(h.Config.OutDir+"/")), 0o600)
-	e := &env{h: h, ledger: ledgertest.Embedded(t), issuers: issuers, dir: dir}
-	var err error
-	if e.hsm, err = hsm.Open(h.Online, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.hsm.Close() })
-	cfg := &signer.Config{Listen: "127.0.0.1:0", InsecurePlainHTTP: true, IssuersFile: issuers, HSM: h.Online, Lint: true,
-		Ledger:  ledger.Config{Dir: filepath.Join(dir, "unused")},
-		Tenants: []*tenant.Tenant{{Name: "acme", TokenSHA256: tenant.HashToken(token), Issuers: map[string][]string{"manufacturing": {"device"}}}}}
-	s, err := signer.New(context.Background(), cfg, signer.Deps{HSM: e.hsm, Ledger: e.ledger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 10*time.Second, func() bool { return s.Addr() != nil })
-	e.client, _ = client.New("http://"+s.Addr().String(), token, "")
-	return e
+	se := signertest.Start(t)
+	return &env{Env: se, h: se.H, hsm: se.HSM, ledger: se.Ledger, issuers: se.IssuersFile, client: se.Client}
 }
 
 func (e *env) generator(t *testing.T, dir string, after func(string, int64) error) *crlgen.Generator {
@@ -86,28 +53,7 @@ func (e *env) generator(t *testing.T, dir string, after func(string, int64) erro
 	return g
 }
 
-// issue returns n device certificates (PEM) and their serials.
-func (e *env) issue(t *testing.T, n int) ([]string, []string) {
-	t.Helper()
-	var csrs []client.CSR
-	for i := range n {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		id := fmt.Sprintf("MTR-%d-%d", time.Now().UnixNano()%1e6, i)
-		der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: id},
-			URIs: []*url.URL{{Scheme: "urn", Opaque: "dev:ops:" + id}}}, k)
-		csrs = append(csrs, client.CSR{Name: id, PEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
-	}
-	r, err := e.client.SubmitBatch(context.Background(), "manufacturing", "device", fmt.Sprint("k", time.Now().UnixNano()), nil, csrs)
-	if err != nil || r.Issued != n {
-		t.Fatalf("issue: %v %+v", err, r)
-	}
-	var pems, serials []string
-	for _, x := range r.Results {
-		pems = append(pems, x.Certificate)
-		serials = append(serials, x.Serial)
-	}
-	return pems, serials
-}
+func (e *env) issue(t *testing.T, n int) ([]string, []string) { return e.IssueDevices(t, n) }
 
 func get(t *testing.T, url string, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()

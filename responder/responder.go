@@ -1,0 +1,398 @@
+// Package responder answers OCSP (RFC 6960, in the RFC 5019 profile) from
+// its own Pebble store, fed by the ledger.
+//
+// Each issuing CA gets a delegated responder certificate at start: a fresh
+// P-256 key in memory, certified by the CA key in the HSM, with
+// id-kp-OCSPSigning and id-pkix-ocsp-nocheck, valid for ResponderValidity
+// (2 days by default) and renewed at half-life. The key lives in memory
+// because signing every answer through the HSM would cap the responder at
+// the HSM's rate; a short-lived certificate bounds what a stolen key is
+// worth (DESIGN invariant 7).
+//
+// Answers are signed once and kept until half their validity has passed,
+// and dropped at once when the ledger changes the serial's status.
+// Nonces are ignored (RFC 5019 §4: pre-produced responses carry none).
+// Requests with more than one CertID are refused as malformed.
+package responder
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/certmill/certmill/pkg/config"
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/pkg/profile"
+	"github.com/certmill/certmill/pkg/serial"
+)
+
+// Config is certmill-responder's YAML file.
+type Config struct {
+	// Listen is host:port. Default 127.0.0.1:8081.
+	Listen string `yaml:"listen"`
+	// Dir is the responder's Pebble store. Required.
+	Dir string `yaml:"dir"`
+	// IssuersFile names the issuers, their certificates and key labels.
+	IssuersFile string `yaml:"issuers_file"`
+	// HSM holds the CA keys that certify the delegated responder keys.
+	HSM hsm.Config `yaml:"hsm"`
+	// Ledger feeds the store.
+	Ledger ledger.Config `yaml:"ledger"`
+	// ResponseValidity is nextUpdate - thisUpdate of an answer. Default 1h.
+	ResponseValidity time.Duration `yaml:"response_validity"`
+	// ResponderValidity is the delegated responder certificate's lifetime.
+	// Default 48h.
+	ResponderValidity time.Duration `yaml:"responder_validity"`
+	// ExpectedCertificates sizes each issuer's bloom filter. Default 1,000,000.
+	ExpectedCertificates uint `yaml:"expected_certificates"`
+	// MaxRequestBytes bounds a request. Default 4096.
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8081"
+	}
+	d := hsm.DefaultConfig()
+	if c.HSM.Module == "" {
+		c.HSM.Module = d.Module
+	}
+	if c.HSM.Sessions == 0 {
+		c.HSM.Sessions = 2
+	}
+	if c.HSM.SessionWait == 0 {
+		c.HSM.SessionWait = d.SessionWait
+	}
+	c.Ledger.Defaults()
+	if c.ResponseValidity == 0 {
+		c.ResponseValidity = time.Hour
+	}
+	if c.ResponderValidity == 0 {
+		c.ResponderValidity = 48 * time.Hour
+	}
+	if c.ExpectedCertificates == 0 {
+		c.ExpectedCertificates = 1_000_000
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 4096
+	}
+}
+
+// Validate lists every problem.
+func (c *Config) Validate() error {
+	var p config.Problems
+	if c.Dir == "" {
+		p.Addf("dir: required (the responder's store)")
+	}
+	if c.IssuersFile == "" {
+		p.Addf("issuers_file: required")
+	}
+	if err := c.HSM.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if err := c.Ledger.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if c.ResponseValidity < time.Minute || c.ResponderValidity < 2*c.ResponseValidity {
+		p.Addf("response_validity at least 1m, responder_validity at least twice it")
+	}
+	return p.Err()
+}
+
+// Load reads a configuration file; relative paths are relative to it.
+func Load(path string) (*Config, error) {
+	c := &Config{}
+	if err := config.Load(path, c); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for _, s := range []*string{&c.Dir, &c.IssuersFile, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials} {
+		if *s != "" && !filepath.IsAbs(*s) {
+			*s = filepath.Join(dir, *s)
+		}
+	}
+	return c, nil
+}
+
+// Deps are what main hands in.
+type Deps struct {
+	Log    *slog.Logger
+	HSM    *hsm.HSM       // optional: shared
+	Ledger *ledger.Ledger // optional: shared
+}
+
+// issuer is one CA as the responder answers for it.
+type issuer struct {
+	name      string
+	cert      *x509.Certificate
+	caKey     *hsm.Key
+	nameHash  map[crypto.Hash][]byte
+	keyHash   map[crypto.Hash][]byte
+	delegated atomic.Pointer[delegated]
+}
+
+type delegated struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// Responder is the service.
+type Responder struct {
+	cfg     *Config
+	log     *slog.Logger
+	st      *store
+	hsm     *hsm.HSM
+	ledger  *ledger.Ledger
+	owned   []func()
+	issuers []*issuer
+	caught  atomic.Bool
+	cache   sync.Map // cacheKey -> *answer
+	// cacheMu orders cache stores against forget: an answer computed from
+	// a status read before a change is never stored after the change
+	// dropped the key. Writers: forget; readers: answer's check-and-store.
+	cacheMu sync.RWMutex
+	changes atomic.Uint64
+	srv     *fasthttp.Server
+	addr    atomic.Value
+}
+
+type cacheKey struct {
+	issuer string
+	serial string
+	hash   crypto.Hash
+}
+
+type answer struct {
+	der        []byte
+	thisUpdate time.Time
+	nextUpdate time.Time
+	staleAt    time.Time
+}
+
+// New opens the store, the HSM and the ledger and certifies a delegated
+// responder key per issuer.
+func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	r := &Responder{cfg: cfg, log: d.Log}
+	var err error
+	if r.st, err = openStore(cfg.Dir, cfg.ExpectedCertificates); err != nil {
+		return nil, err
+	}
+	r.owned = append(r.owned, func() { r.st.close() })
+	r.st.onChange = r.forget
+	files, err := profile.Load(cfg.IssuersFile)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	if r.hsm = d.HSM; r.hsm == nil {
+		if r.hsm, err = hsm.Open(cfg.HSM, d.Log); err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.owned = append(r.owned, func() { r.hsm.Close() })
+	}
+	if r.ledger = d.Ledger; r.ledger == nil {
+		if r.ledger, err = ledger.Open(ctx, cfg.Ledger, d.Log); err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.owned = append(r.owned, r.ledger.Close)
+	}
+	for _, p := range files.Issuers {
+		is, err := loadIssuer(p, r.hsm)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		if err := r.certify(is); err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.issuers = append(r.issuers, is)
+	}
+	r.srv = &fasthttp.Server{
+		Name: "certmill-responder", Handler: r.handle, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
+		IdleTimeout: 60 * time.Second, MaxRequestBodySize: cfg.MaxRequestBytes, NoDefaultServerHeader: true, ReadBufferSize: 8192,
+	}
+	return r, nil
+}
+
+func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
+	b, err := os.ReadFile(p.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("responder: issuer %s: %w", p.Name, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("responder: issuer %s: no PEM certificate in %s", p.Name, p.Certificate)
+	}
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := h.Key(p.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("responder: issuer %s: %w", p.Name, err)
+	}
+	is := &issuer{name: p.Name, cert: cert, caKey: key, nameHash: map[crypto.Hash][]byte{}, keyHash: map[crypto.Hash][]byte{}}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return nil, err
+	}
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+		hn := h.New()
+		hn.Write(cert.RawSubject)
+		is.nameHash[h] = hn.Sum(nil)
+		hk := h.New()
+		hk.Write(spki.PublicKey.RightAlign())
+		is.keyHash[h] = hk.Sum(nil)
+	}
+	return is, nil
+}
+
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
+// certify makes a new delegated responder key and certificate for is.
+func (r *Responder) certify(is *issuer) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	sn, err := serial.New()
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	null, _ := asn1.Marshal(asn1.NullRawValue)
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: is.cert.Subject.CommonName + " OCSP Responder", Organization: is.cert.Subject.Organization, Country: is.cert.Subject.Country},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.Add(r.cfg.ResponderValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		SubjectKeyId: profile.KeyID(key.Public()),
+		// RFC 6960 §4.2.2.2.1: id-pkix-ocsp-nocheck, so that clients do not
+		// ask about the responder's own certificate.
+		ExtraExtensions:       []pkix.Extension{{Id: oidOCSPNoCheck, Value: null}},
+		BasicConstraintsValid: true,
+	}
+	if tmpl.NotAfter.After(is.cert.NotAfter) {
+		tmpl.NotAfter = is.cert.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, key.Public(), is.caKey)
+	if err != nil {
+		return fmt.Errorf("responder: certify the delegated responder of %s: %w", is.name, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	is.delegated.Store(&delegated{cert: cert, key: key})
+	r.log.Info("responder: delegated responder certified", "issuer", is.name, "serial", serial.Hex(sn), "not_after", cert.NotAfter)
+	return nil
+}
+
+// forget drops cached answers for a serial whose status changed.
+func (r *Responder) forget(issuerName string, s []byte) {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	r.changes.Add(1)
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+		r.cache.Delete(cacheKey{issuerName, string(s), h})
+	}
+}
+
+// Close releases what New opened.
+func (r *Responder) Close() {
+	for i := len(r.owned) - 1; i >= 0; i-- {
+		r.owned[i]()
+	}
+	r.owned = nil
+}
+
+// Addr is the listening address once Run has started.
+func (r *Responder) Addr() net.Addr {
+	a, _ := r.addr.Load().(net.Addr)
+	return a
+}
+
+// Ready reports whether the store has caught up with the ledger.
+func (r *Responder) Ready() bool { return r.caught.Load() }
+
+// Run consumes the ledger and serves OCSP until ctx ends. Until the store
+// has applied every record that was in the stream when Run started, every
+// answer is tryLater: a certificate revoked while the responder was down
+// must never look good, not even for a moment.
+func (r *Responder) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("responder: listen: %w", err)
+	}
+	r.addr.Store(ln.Addr())
+	errc := make(chan error, 2)
+	go func() { errc <- r.srv.Serve(ln) }()
+	from, err := r.st.lastSeq()
+	if err != nil {
+		return err
+	}
+	go func() {
+		err := r.ledger.Consume(ctx, from, r.st, ledger.ConsumeOptions{CaughtUp: func(seq uint64) {
+			r.caught.Store(true)
+			r.log.Info("responder: caught up with the ledger", "seq", seq)
+		}})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			errc <- err
+		}
+	}()
+	renew := time.NewTicker(r.cfg.ResponderValidity / 4)
+	defer renew.Stop()
+	r.log.Info("responder: serving", "addr", ln.Addr().String(), "resume_after_seq", from)
+	for {
+		select {
+		case <-ctx.Done():
+			return r.srv.Shutdown()
+		case err := <-errc:
+			return err
+		case <-renew.C:
+			for _, is := range r.issuers {
+				if d := is.delegated.Load(); time.Until(d.cert.NotAfter) < r.cfg.ResponderValidity/2 {
+					if err := r.certify(is); err != nil {
+						r.log.Error("responder: renewing the delegated responder failed; will retry", "issuer", is.name, "err", err)
+					} else {
+						r.cache.Clear()
+					}
+				}
+			}
+		}
+	}
+}
