@@ -56,14 +56,21 @@ func decodeRequest(der []byte) (*ocsp.Request, error) {
 
 // requestFromGET decodes the last path segment of a GET: base64 of the
 // DER, URL-encoded or not (RFC 6960 appendix A.1; RFC 5019 §5).
+// Unencoded base64 may itself hold slashes, so every suffix after a slash
+// is tried, longest first.
 func requestFromGET(path string) ([]byte, error) {
-	seg := path[strings.LastIndex(path, "/")+1:]
-	if u, err := url.PathUnescape(seg); err == nil {
-		seg = u
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(seg); err == nil {
-			return b, nil
+	for i := 0; i < len(path); i++ {
+		if path[i] != '/' {
+			continue
+		}
+		seg := path[i+1:]
+		if u, err := url.PathUnescape(seg); err == nil {
+			seg = u
+		}
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err := enc.DecodeString(seg); err == nil && len(b) > 0 && b[0] == 0x30 {
+				return b, nil
+			}
 		}
 	}
 	return nil, errMalformed

@@ -239,6 +239,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 	r.srv = &fasthttp.Server{
 		Name: "certmill-responder", Handler: r.handle, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		IdleTimeout: 60 * time.Second, MaxRequestBodySize: cfg.MaxRequestBytes, NoDefaultServerHeader: true, ReadBufferSize: 8192,
+		Logger: slogPrintf{d.Log},
 	}
 	return r, nil
 }
@@ -395,4 +396,11 @@ func (r *Responder) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// slogPrintf sends fasthttp's own messages (bad clients) to the log at Info.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(format string, args ...any) {
+	l.log.Info("responder: http", "msg", fmt.Sprintf(format, args...))
 }
