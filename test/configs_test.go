@@ -6,6 +6,7 @@ import (
 	"github.com/certmill/certmill/crlgen"
 	"github.com/certmill/certmill/pkg/ceremony"
 	"github.com/certmill/certmill/pkg/profile"
+	"github.com/certmill/certmill/responder"
 	"github.com/certmill/certmill/signer"
 )
 
@@ -24,6 +25,14 @@ func TestShippedConfigs(t *testing.T) {
 	}
 	cg.Defaults()
 	if err := cg.Validate(); err != nil {
+		t.Error(err)
+	}
+	rc, err := responder.Load("../configs/responder.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Defaults()
+	if err := rc.Validate(); err != nil {
 		t.Error(err)
 	}
 	c, err := signer.Load("../configs/signer.yaml")
