@@ -26,8 +26,8 @@ var errMalformed = errors.New("responder: malformed request")
 // first CertID of a request with several.
 type rawRequest struct {
 	TBS struct {
-		Version       int             `asn1:"explicit,tag:0,default:0,optional"`
-		RequestorName asn1.RawValue   `asn1:"explicit,tag:1,optional"`
+		Version       int           `asn1:"explicit,tag:0,default:0,optional"`
+		RequestorName asn1.RawValue `asn1:"explicit,tag:1,optional"`
 		RequestList   []asn1.RawValue
 		Extensions    asn1.RawValue `asn1:"explicit,tag:2,optional"`
 	}

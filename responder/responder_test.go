@@ -41,8 +41,13 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
-	se := signertest.Start(t)
-	cfg := &responder.Config{Listen: "127.0.0.1:0", Dir: t.TempDir(), IssuersFile: se.IssuersFile, HSM: se.H.Online,
+	return startOn(t, signertest.Start(t), t.TempDir())
+}
+
+// startOn starts a responder with its store in dir; the test's end stops it.
+func startOn(t *testing.T, se *signertest.Env, dir string) *env {
+	t.Helper()
+	cfg := &responder.Config{Listen: "127.0.0.1:0", Dir: dir, IssuersFile: se.IssuersFile, HSM: se.H.Online,
 		Ledger: ledger.Config{Dir: "unused"}, ExpectedCertificates: 100_000}
 	r, err := responder.New(context.Background(), cfg, responder.Deps{HSM: se.HSM, Ledger: se.Ledger})
 	if err != nil {
@@ -308,6 +313,43 @@ func TestRevocationFreshness(t *testing.T) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("revocation to revoked over OCSP, %d revocations: p50 %s, p99 %s", len(lat), lat[len(lat)/2], lat[len(lat)*99/100])
+}
+
+// TestRestartResumes: a responder stopped and started on the same store
+// resumes from its last applied sequence and still says revoked, and
+// learns what was revoked while it was down.
+func TestRestartResumes(t *testing.T) {
+	se := signertest.Start(t)
+	dir := t.TempDir()
+	_, serials := se.IssueDevices(t, 2)
+	sn := func(i int) *big.Int { n, _ := serial.Parse(serials[i]); return n }
+	ctx := context.Background()
+	cfg := &responder.Config{Listen: "127.0.0.1:0", Dir: dir, IssuersFile: se.IssuersFile, HSM: se.H.Online, Ledger: ledger.Config{Dir: "unused"}}
+	r, err := responder.New(ctx, cfg, responder.Deps{HSM: se.HSM, Ledger: se.Ledger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r.Run(rctx); close(done) }()
+	if _, err := se.Client.Revoke(ctx, serials[0], "keyCompromise", nil); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := se.Ledger.LastSeq(ctx)
+	waitFor(t, 5*time.Second, func() bool { return r.Ready() })
+	cancel()
+	<-done
+	r.Close()
+	if _, err := se.Client.Revoke(ctx, serials[1], "superseded", nil); err != nil { // while it is down
+		t.Fatal(err)
+	}
+	e := startOn(t, se, dir)
+	for i, want := range []int{ocsp.KeyCompromise, ocsp.Superseded} {
+		if got, _ := e.query(t, "POST", sn(i), crypto.SHA256); got.Status != ocsp.Revoked || got.RevocationReason != want {
+			t.Fatalf("after restart, certificate %d: status %d reason %d", i, got.Status, got.RevocationReason)
+		}
+	}
+	t.Logf("restarted after sequence %d", last)
 }
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {

@@ -87,7 +87,9 @@ func (s *store) close() error { return s.db.Close() }
 
 func (s *store) lastSeq() (uint64, error) { return kvstore.GetU64(s.db, kvstore.SeqKey) }
 
-func statusKey(issuer string, serial []byte) []byte { return kvstore.SerialKey("c/"+issuer+"/", serial) }
+func statusKey(issuer string, serial []byte) []byte {
+	return kvstore.SerialKey("c/"+issuer+"/", serial)
+}
 
 // get returns the status of a serial; ok is false if there is no record.
 func (s *store) get(issuer string, serial []byte) (st status, ok bool, err error) {
