@@ -48,6 +48,10 @@ bench: setup
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/hsm/ ./pkg/ledger/ | tee bench.out
 	$(GO) test -run '^$$' -bench 'Issue/(floor|lint)' -benchtime 5000x -count 3 ./signer/ | tee -a bench.out
 	$(GO) test -run '^$$' -bench 'Issue/batch' -benchtime 2x -count 3 -timeout 30m ./signer/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'FullCRL' -benchtime 1x -count 3 -timeout 40m ./crlgen/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'DeltaCRL' -benchtime 20x -count 3 ./crlgen/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'ConditionalGET' -count 3 ./crlgen/ | tee -a bench.out
+	$(GO) test -run '^$$' -bench 'OCSP' -benchtime 300000x -count 3 ./responder/ | tee -a bench.out
 	$(GO) run ./bench -profile quick -out bench/out
 
 loadtest: setup

@@ -261,7 +261,12 @@ func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("responder: issuer %s: %w", p.Name, err)
 	}
-	is := &issuer{name: p.Name, cert: cert, caKey: key, nameHash: map[crypto.Hash][]byte{}, keyHash: map[crypto.Hash][]byte{}}
+	return newIssuer(p.Name, cert, key)
+}
+
+// newIssuer computes the CertID hashes that name the issuer in requests.
+func newIssuer(name string, cert *x509.Certificate, key *hsm.Key) (*issuer, error) {
+	is := &issuer{name: name, cert: cert, caKey: key, nameHash: map[crypto.Hash][]byte{}, keyHash: map[crypto.Hash][]byte{}}
 	var spki struct {
 		Algorithm pkix.AlgorithmIdentifier
 		PublicKey asn1.BitString

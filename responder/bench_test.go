@@ -1,0 +1,209 @@
+package responder
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/certmill/certmill/pkg/hsm"
+	"github.com/certmill/certmill/pkg/hsm/hsmtest"
+	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/pkg/profile"
+	"github.com/certmill/certmill/pkg/serial"
+)
+
+// benchN is the population: CERTMILL_OCSP_CERTS, default 200,000 (the
+// issue's 10 M takes minutes to load: set it for the full run).
+func benchN() int {
+	if n, err := strconv.Atoi(os.Getenv("CERTMILL_OCSP_CERTS")); err == nil && n > 0 {
+		return n
+	}
+	return 200_000
+}
+
+// BenchmarkOCSP loads n certificates (1 % revoked) into a real store and
+// asks about Zipf-distributed serials, 20 % of them never issued, over 64
+// connections, next to a static fasthttp answer of the same size on the
+// same loopback in the same run.
+//
+//	CERTMILL_OCSP_CERTS=1000000 go test -run '^$' -bench OCSP -benchtime 200000x -count 3 ./responder/
+func BenchmarkOCSP(b *testing.B) {
+	n := benchN()
+	tok := hsmtest.NewToken(b, 2)
+	h := tok.Open(b)
+	caKey, err := h.GenerateKey("ocsp-bench-ca", hsm.ECDSAP256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench CA", Organization: []string{"Acme"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: profile.KeyID(caKey.Public())}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, caKey.Public(), caKey)
+	caCert, _ := x509.ParseCertificate(der)
+	dir := b.TempDir()
+	st, err := openStore(dir, uint(n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.close()
+	serials := make([]*big.Int, n)
+	notAfter := time.Now().AddDate(1, 0, 0).Unix()
+	batch := make([]ledger.Entry, 0, 10000)
+	t0 := time.Now()
+	for i := range n {
+		sn, _ := serial.New()
+		serials[i] = sn
+		batch = append(batch, ledger.Entry{Seq: uint64(2*i + 1), Record: ledger.Record{Kind: ledger.KindIssued, Issued: &ledger.Issued{Issuer: "bench", Serial: sn.Bytes(), NotAfter: notAfter}}})
+		if i%100 == 0 {
+			batch = append(batch, ledger.Entry{Seq: uint64(2*i + 2), Record: ledger.Record{Kind: ledger.KindRevoked, Revoked: &ledger.Revoked{Issuer: "bench", Serial: sn.Bytes(), Time: time.Now().UnixNano(), Reason: 1, NotAfter: notAfter}}})
+		}
+		if len(batch) >= 9999 || i == n-1 {
+			if err := st.Apply(batch, uint64(2*i+2)); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	load := time.Since(t0)
+	st.db.Flush()
+	diskBytes := dirSize(dir)
+	r := &Responder{cfg: &Config{ResponseValidity: time.Hour, ResponderValidity: 48 * time.Hour, MaxRequestBytes: 4096}, log: slog.New(slog.DiscardHandler), st: st}
+	st.onChange = r.forget
+	is, err := loadIssuerFrom(caCert, caKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.certify(is); err != nil {
+		b.Fatal(err)
+	}
+	r.issuers = []*issuer{is}
+	r.caught.Store(true)
+	r.srv = &fasthttp.Server{Handler: r.handle, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxRequestBodySize: 4096}
+
+	// Requests: Zipf over the issued serials (s = 1.1), 20 % never issued.
+	const pool = 100_000
+	reqs := make([][]byte, pool)
+	zipf := mrand.NewZipf(mrand.New(mrand.NewPCG(1, 2)), 1.1, 1, uint64(n-1))
+	for i := range reqs {
+		var sn *big.Int
+		if i%5 == 0 {
+			sn, _ = serial.New()
+		} else {
+			sn = serials[zipf.Uint64()]
+		}
+		reqs[i], _ = ocsp.CreateRequest(&x509.Certificate{SerialNumber: sn}, caCert, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	}
+	sample := sampleAnswer(b, r, reqs[1])
+	static := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/ocsp-response")
+		ctx.SetBody(sample)
+	}}
+	b.Logf("population %d (1 %% revoked) loaded in %s; store %.1f bytes/certificate on disk", n, load.Round(time.Millisecond), float64(diskBytes)/float64(n))
+	for _, tc := range []struct {
+		name string
+		srv  *fasthttp.Server
+	}{{"static", static}, {fmt.Sprintf("responder/certs=%d", n), r.srv}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go tc.srv.Serve(ln)
+			defer ln.Close()
+			c := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 64}
+			url := "http://" + ln.Addr().String() + "/bench"
+			var mu sync.Mutex
+			var lat []time.Duration
+			var next int64
+			// Warm up: one pass over the request pool, as a responder that has
+			// run for a while has signed and kept its hot answers.
+			for i := 0; i < pool; i += 1 {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				req.SetRequestURI(url)
+				req.Header.SetMethod("POST")
+				req.Header.SetContentType("application/ocsp-request")
+				req.SetBody(reqs[i])
+				c.Do(req, resp)
+				fasthttp.ReleaseRequest(req)
+				fasthttp.ReleaseResponse(resp)
+			}
+			b.SetParallelism(32) // 64 goroutines on 2 cores: 64 connections
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
+				req.SetRequestURI(url)
+				req.Header.SetMethod("POST")
+				req.Header.SetContentType("application/ocsp-request")
+				var mine []time.Duration
+				for pb.Next() {
+					mu.Lock()
+					body := reqs[next%pool]
+					next++
+					mu.Unlock()
+					req.SetBody(body)
+					t := time.Now()
+					if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+						b.Errorf("%v %d", err, resp.StatusCode())
+						return
+					}
+					mine = append(mine, time.Since(t))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[int(math.Min(float64(len(lat)-1), float64(len(lat))*0.99))].Microseconds())/1000, "p99-ms")
+			}
+		})
+	}
+}
+
+func loadIssuerFrom(cert *x509.Certificate, key *hsm.Key) (*issuer, error) {
+	return newIssuer("bench", cert, key)
+}
+
+func sampleAnswer(b *testing.B, r *Responder, req []byte) []byte {
+	q, err := decodeRequest(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := r.answer(r.issuers[0], q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a.der
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
