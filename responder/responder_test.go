@@ -39,13 +39,13 @@ type env struct {
 	ca  *x509.Certificate
 }
 
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	return startOn(t, signertest.Start(t), t.TempDir())
 }
 
 // startOn starts a responder with its store in dir; the test's end stops it.
-func startOn(t *testing.T, se *signertest.Env, dir string) *env {
+func startOn(t testing.TB, se *signertest.Env, dir string) *env {
 	t.Helper()
 	cfg := &responder.Config{Listen: "127.0.0.1:0", Dir: dir, IssuersFile: se.IssuersFile, HSM: se.H.Online,
 		Ledger: ledger.Config{Dir: "unused"}, ExpectedCertificates: 100_000}
@@ -64,7 +64,7 @@ func startOn(t *testing.T, se *signertest.Env, dir string) *env {
 	return &env{Env: se, r: r, url: "http://" + r.Addr().String() + "/manufacturing", ca: ca}
 }
 
-func parsePEM(t *testing.T, s string) *x509.Certificate {
+func parsePEM(t testing.TB, s string) *x509.Certificate {
 	blk, _ := pem.Decode([]byte(s))
 	c, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
@@ -74,7 +74,7 @@ func parsePEM(t *testing.T, s string) *x509.Certificate {
 }
 
 // query asks by POST or GET and parses the answer, checking its signature.
-func (e *env) query(t *testing.T, method string, sn *big.Int, h crypto.Hash) (*ocsp.Response, http.Header) {
+func (e *env) query(t testing.TB, method string, sn *big.Int, h crypto.Hash) (*ocsp.Response, http.Header) {
 	t.Helper()
 	leaf := &x509.Certificate{SerialNumber: sn}
 	der, err := ocsp.CreateRequest(leaf, e.ca, &ocsp.RequestOptions{Hash: h})
@@ -291,8 +291,28 @@ func TestNeverGoodForNeverIssued(t *testing.T) {
 
 // TestRevocationFreshness revokes through the signer and polls OCSP.
 func TestRevocationFreshness(t *testing.T) {
-	e := start(t)
-	_, serials := e.IssueDevices(t, 50)
+	p50, p99 := freshness(t, start(t), 50)
+	t.Logf("revocation to revoked over OCSP, 50 revocations: p50 %s, p99 %s", p50, p99)
+}
+
+// BenchmarkRevocationFreshness: 1,000 revocations through the signer's
+// API, each polled over OCSP until it reads revoked.
+//
+//	go test -run '^$' -bench RevocationFreshness -benchtime 1x ./responder/
+func BenchmarkRevocationFreshness(b *testing.B) {
+	for range b.N {
+		p50, p99 := freshness(b, start(b), 1000)
+		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	}
+}
+
+func freshness(t testing.TB, e *env, n int) (p50, p99 time.Duration) {
+	var serials []string
+	for len(serials) < n {
+		_, s := e.IssueDevices(t, min(500, n-len(serials)))
+		serials = append(serials, s...)
+	}
 	var lat []time.Duration
 	for _, s := range serials {
 		sn, _ := serial.Parse(s)
@@ -312,7 +332,7 @@ func TestRevocationFreshness(t *testing.T) {
 		lat = append(lat, time.Since(start))
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	t.Logf("revocation to revoked over OCSP, %d revocations: p50 %s, p99 %s", len(lat), lat[len(lat)/2], lat[len(lat)*99/100])
+	return lat[len(lat)/2], lat[len(lat)*99/100]
 }
 
 // TestRestartResumes: a responder stopped and started on the same store
@@ -352,7 +372,7 @@ func TestRestartResumes(t *testing.T) {
 	t.Logf("restarted after sequence %d", last)
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
