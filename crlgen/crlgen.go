@@ -20,11 +20,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -70,16 +68,7 @@ func (c *Config) Defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8082"
 	}
-	d := hsm.DefaultConfig()
-	if c.HSM.Module == "" {
-		c.HSM.Module = d.Module
-	}
-	if c.HSM.Sessions == 0 {
-		c.HSM.Sessions = 2
-	}
-	if c.HSM.SessionWait == 0 {
-		c.HSM.SessionWait = d.SessionWait
-	}
+	c.HSM.FillDefaults(2)
 	c.Ledger.Defaults()
 	for _, x := range []struct {
 		p *time.Duration
@@ -217,17 +206,9 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Generator, error) {
 }
 
 func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
-	b, err := os.ReadFile(p.Certificate)
+	cert, err := p.LoadCertificate()
 	if err != nil {
-		return nil, fmt.Errorf("crlgen: issuer %s: %w", p.Name, err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("crlgen: issuer %s: no PEM certificate in %s", p.Name, p.Certificate)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("crlgen: %w", err)
 	}
 	key, err := h.Key(p.KeyLabel)
 	if err != nil {

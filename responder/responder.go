@@ -24,12 +24,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -72,16 +70,7 @@ func (c *Config) Defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8081"
 	}
-	d := hsm.DefaultConfig()
-	if c.HSM.Module == "" {
-		c.HSM.Module = d.Module
-	}
-	if c.HSM.Sessions == 0 {
-		c.HSM.Sessions = 2
-	}
-	if c.HSM.SessionWait == 0 {
-		c.HSM.SessionWait = d.SessionWait
-	}
+	c.HSM.FillDefaults(2)
 	c.Ledger.Defaults()
 	if c.ResponseValidity == 0 {
 		c.ResponseValidity = time.Hour
@@ -245,17 +234,9 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 }
 
 func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
-	b, err := os.ReadFile(p.Certificate)
+	cert, err := p.LoadCertificate()
 	if err != nil {
-		return nil, fmt.Errorf("responder: issuer %s: %w", p.Name, err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("responder: issuer %s: no PEM certificate in %s", p.Name, p.Certificate)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("responder: %w", err)
 	}
 	key, err := h.Key(p.KeyLabel)
 	if err != nil {

@@ -70,16 +70,7 @@ func (c *Config) Defaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8443"
 	}
-	d := hsm.DefaultConfig()
-	if c.HSM.Module == "" {
-		c.HSM.Module = d.Module
-	}
-	if c.HSM.Sessions == 0 {
-		c.HSM.Sessions = d.Sessions
-	}
-	if c.HSM.SessionWait == 0 {
-		c.HSM.SessionWait = d.SessionWait
-	}
+	c.HSM.FillDefaults(hsm.DefaultConfig().Sessions)
 	c.Ledger.Defaults()
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 32 << 20

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -41,17 +40,9 @@ func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
 	if p.Certificate == "" || p.KeyLabel == "" {
 		return nil, fmt.Errorf("issuer %s: certificate and key_label are required by the signer", p.Name)
 	}
-	b, err := os.ReadFile(p.Certificate)
+	cert, err := p.LoadCertificate()
 	if err != nil {
-		return nil, fmt.Errorf("issuer %s: %w (hint: run certmill-ceremony init first)", p.Name, err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("issuer %s: %s holds no PEM certificate", p.Name, p.Certificate)
-	}
-	cert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("issuer %s: %w", p.Name, err)
+		return nil, err
 	}
 	key, err := h.Key(p.KeyLabel)
 	if err != nil {

@@ -471,3 +471,18 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// FillDefaults sets the unset fields of c from DefaultConfig, with
+// sessions as the pool size when none is given.
+func (c *Config) FillDefaults(sessions int) {
+	d := DefaultConfig()
+	if c.Module == "" {
+		c.Module = d.Module
+	}
+	if c.Sessions == 0 {
+		c.Sessions = sessions
+	}
+	if c.SessionWait == 0 {
+		c.SessionWait = d.SessionWait
+	}
+}

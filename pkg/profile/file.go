@@ -1,8 +1,11 @@
 package profile
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/certmill/certmill/pkg/config"
@@ -54,4 +57,24 @@ func Load(path string) (*File, error) {
 		}
 	}
 	return f, nil
+}
+
+// LoadCertificate reads the issuer's CA certificate (PEM) from Certificate.
+func (iss *Issuer) LoadCertificate() (*x509.Certificate, error) {
+	if iss.Certificate == "" {
+		return nil, fmt.Errorf("issuer %s: no certificate file named", iss.Name)
+	}
+	b, err := os.ReadFile(iss.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w (hint: run certmill-ceremony init first)", iss.Name, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("issuer %s: %s holds no PEM certificate", iss.Name, iss.Certificate)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", iss.Name, err)
+	}
+	return c, nil
 }
