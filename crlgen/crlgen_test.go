@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"io"
 	"math/big"
 	"net/http"
@@ -300,11 +301,5 @@ func mustRead(t *testing.T, p string) []byte {
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	checkfor.True(t, d, cond)
 }

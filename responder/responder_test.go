@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"io"
 	"math/big"
 	"net/http"
@@ -374,11 +375,5 @@ func TestRestartResumes(t *testing.T) {
 
 func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	checkfor.True(t, d, cond)
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"io"
 	"net/http"
 	"net/url"
@@ -88,13 +89,7 @@ func newEnv(t testing.TB, mutate func(*signer.Config)) *env {
 		<-done
 		s.Close()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Addr() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("signer did not start")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	checkfor.True(t, 10*time.Second, func() bool { return s.Addr() != nil })
 	e.url = "http://" + s.Addr().String()
 	return e
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"net"
 	"os"
 	"os/exec"
@@ -88,13 +89,7 @@ func TestRetryAfterCutOff(t *testing.T) {
 	conn.Write(body)
 	conn.Close() // cut off before the answer
 	// The signer finishes the batch anyway; wait until its records are in.
-	deadline := time.Now().Add(20 * time.Second)
-	for lastSeq(t, e.ledger) < 21 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the cut-off batch was not recorded; ledger at %d", lastSeq(t, e.ledger))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	checkfor.True(t, 20*time.Second, func() bool { return lastSeq(t, e.ledger) >= 21 })
 	before := lastSeq(t, e.ledger)
 	r1 := e.submit(t, "manufacturing", "device", acmeToken, "cut-1", body)
 	r2 := e.submit(t, "manufacturing", "device", acmeToken, "cut-1", body)

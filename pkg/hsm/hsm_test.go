@@ -9,6 +9,7 @@ import (
 	"crypto/sha512"
 	"errors"
 	"fmt"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -260,13 +261,7 @@ func TestConfigValidate(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	checkfor.True(t, d, cond)
 }
 
 // TestLogsHoldNoPIN captures the logs of a signing run, including a lost

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"math/big"
 	"testing"
 	"time"
@@ -228,11 +229,5 @@ func TestRecordCodec(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	checkfor.True(t, d, cond)
 }
