@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -38,6 +39,8 @@ func (t *Tenant) Allowed(issuer, profile string) bool {
 // MayUseIssuer reports whether t may use any profile of issuer.
 func (t *Tenant) MayUseIssuer(issuer string) bool { return len(t.Issuers[issuer]) > 0 }
 
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 // Set is every tenant.
 type Set struct {
 	tenants []*Tenant
@@ -49,8 +52,8 @@ func NewSet(ts []*Tenant) (*Set, error) {
 	names := map[string]bool{}
 	hashes := map[string]bool{}
 	for i, t := range ts {
-		if t.Name == "" || names[t.Name] || strings.ContainsAny(t.Name, ". */>") {
-			p.Addf("tenants[%d].name: %q is empty, repeated or has a dot, space, * or >", i, t.Name)
+		if !nameRE.MatchString(t.Name) || names[t.Name] {
+			p.Addf("tenants[%d].name: %q is repeated or not 1 to 64 letters, digits, - or _ (it becomes a ledger subject token)", i, t.Name)
 		}
 		names[t.Name] = true
 		h, err := hex.DecodeString(t.TokenSHA256)
