@@ -55,6 +55,12 @@ func FuzzDecodeRequest(f *testing.F) {
 			if err != nil {
 				continue
 			}
+			// What we accept, x/crypto/ocsp reads the same way.
+			ref, err := ocsp.ParseRequest(in)
+			if err != nil || ref.SerialNumber.Cmp(req.SerialNumber) != 0 || ref.HashAlgorithm != req.HashAlgorithm ||
+				!bytes.Equal(ref.IssuerKeyHash, req.IssuerKeyHash) || !bytes.Equal(ref.IssuerNameHash, req.IssuerNameHash) {
+				t.Fatalf("decodeRequest and ocsp.ParseRequest disagree: %v", err)
+			}
 			again, err := req.Marshal()
 			if err != nil {
 				continue // a hash x/crypto cannot name; we refuse those anyway

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha256"
-	"encoding/asn1"
+	encasn1 "encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -15,40 +15,64 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 	"golang.org/x/crypto/ocsp"
 )
 
 // errMalformed is any request that is not exactly one OCSP CertID.
 var errMalformed = errors.New("responder: malformed request")
 
-// rawRequest is OCSPRequest (RFC 6960 §4.1.1) with the request list kept
-// raw, so that its length can be checked: x/crypto/ocsp reads only the
-// first CertID of a request with several.
-type rawRequest struct {
-	TBS struct {
-		Version       int           `asn1:"explicit,tag:0,default:0,optional"`
-		RequestorName asn1.RawValue `asn1:"explicit,tag:1,optional"`
-		RequestList   []asn1.RawValue
-		Extensions    asn1.RawValue `asn1:"explicit,tag:2,optional"`
-	}
-	Signature asn1.RawValue `asn1:"explicit,tag:0,optional"`
-}
+var (
+	oidSHA1   = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256 = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+)
 
-// decodeRequest parses a DER OCSP request with exactly one CertID.
+// decodeRequest parses a DER OCSPRequest (RFC 6960 §4.1.1) that holds
+// exactly one CertID, without reflection: it is on every request's path.
+// x/crypto/ocsp would read only the first CertID of a request with
+// several; those are refused here.
+//
+//	OCSPRequest ::= SEQUENCE { tbsRequest, optionalSignature [0] EXPLICIT Signature OPTIONAL }
+//	TBSRequest  ::= SEQUENCE { version [0] EXPLICIT DEFAULT v1, requestorName [1] EXPLICIT OPTIONAL,
+//	                           requestList SEQUENCE OF Request, requestExtensions [2] EXPLICIT OPTIONAL }
+//	Request     ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT OPTIONAL }
+//	CertID      ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
+//	                           issuerKeyHash OCTET STRING, serialNumber CertificateSerialNumber }
 func decodeRequest(der []byte) (*ocsp.Request, error) {
-	var raw rawRequest
-	rest, err := asn1.Unmarshal(der, &raw)
-	if err != nil || len(rest) != 0 {
+	in := cryptobyte.String(der)
+	var outer, tbs, list, one, certID, alg cryptobyte.String
+	var oid encasn1.ObjectIdentifier
+	req := &ocsp.Request{SerialNumber: new(big.Int)}
+	if !in.ReadASN1(&outer, asn1.SEQUENCE) || !in.Empty() ||
+		!outer.ReadASN1(&tbs, asn1.SEQUENCE) ||
+		!outer.SkipOptionalASN1(asn1.Tag(0).Constructed().ContextSpecific()) || !outer.Empty() ||
+		!tbs.SkipOptionalASN1(asn1.Tag(0).Constructed().ContextSpecific()) ||
+		!tbs.SkipOptionalASN1(asn1.Tag(1).Constructed().ContextSpecific()) ||
+		!tbs.ReadASN1(&list, asn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(asn1.Tag(2).Constructed().ContextSpecific()) || !tbs.Empty() ||
+		!list.ReadASN1(&one, asn1.SEQUENCE) || !list.Empty() ||
+		!one.ReadASN1(&certID, asn1.SEQUENCE) ||
+		!one.SkipOptionalASN1(asn1.Tag(0).Constructed().ContextSpecific()) || !one.Empty() ||
+		!certID.ReadASN1(&alg, asn1.SEQUENCE) ||
+		!alg.ReadASN1ObjectIdentifier(&oid) ||
+		!certID.ReadASN1Bytes(&req.IssuerNameHash, asn1.OCTET_STRING) ||
+		!certID.ReadASN1Bytes(&req.IssuerKeyHash, asn1.OCTET_STRING) ||
+		!certID.ReadASN1Integer(req.SerialNumber) || !certID.Empty() {
 		return nil, errMalformed
 	}
-	if len(raw.TBS.RequestList) != 1 {
+	if !alg.Empty() && !alg.SkipASN1(asn1.NULL) || !alg.Empty() {
 		return nil, errMalformed
 	}
-	req, err := ocsp.ParseRequest(der)
-	if err != nil || req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
+	switch {
+	case oid.Equal(oidSHA1):
+		req.HashAlgorithm = crypto.SHA1
+	case oid.Equal(oidSHA256):
+		req.HashAlgorithm = crypto.SHA256
+	default:
 		return nil, errMalformed
 	}
-	if req.HashAlgorithm != crypto.SHA1 && req.HashAlgorithm != crypto.SHA256 {
+	if req.SerialNumber.Sign() <= 0 || len(req.IssuerKeyHash) != req.HashAlgorithm.Size() || len(req.IssuerNameHash) != req.HashAlgorithm.Size() {
 		return nil, errMalformed
 	}
 	return req, nil
@@ -151,13 +175,12 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 	// RFC 5019 §6: caching headers, so that a CDN can carry the load.
 	h := &ctx.Response.Header
 	h.SetContentType("application/ocsp-response")
-	sum := sha256.Sum256(a.der)
-	h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
-	h.Set("Last-Modified", a.thisUpdate.UTC().Format(httpDate))
-	h.Set("Expires", a.nextUpdate.UTC().Format(httpDate))
+	h.Set("ETag", a.etag)
+	h.Set("Last-Modified", a.lastMod)
+	h.Set("Expires", a.expires)
 	maxAge := max(int(time.Until(a.staleAt).Seconds()), 0)
 	h.Set("Cache-Control", "max-age="+strconv.Itoa(maxAge)+", public, no-transform, must-revalidate")
-	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && bytes.Contains(inm, []byte(hex.EncodeToString(sum[:16]))) {
+	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && bytes.Contains(inm, []byte(a.etag[1:len(a.etag)-1])) {
 		ctx.SetStatusCode(304)
 		return
 	}
@@ -212,7 +235,9 @@ func (r *Responder) answer(is *issuer, req *ocsp.Request) (*answer, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &answer{der: der, thisUpdate: this, nextUpdate: tmpl.NextUpdate, staleAt: this.Add(r.cfg.ResponseValidity / 2)}
+	sum := sha256.Sum256(der)
+	a := &answer{der: der, thisUpdate: this, nextUpdate: tmpl.NextUpdate, staleAt: this.Add(r.cfg.ResponseValidity / 2),
+		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, lastMod: this.Format(httpDate), expires: tmpl.NextUpdate.UTC().Format(httpDate)}
 	if known { // never-issued serials are not cached: a flood of them must not fill memory
 		r.cacheMu.RLock()
 		if r.changes.Load() == before {

@@ -175,6 +175,8 @@ type answer struct {
 	thisUpdate time.Time
 	nextUpdate time.Time
 	staleAt    time.Time
+	// headers, made once
+	etag, lastMod, expires string
 }
 
 // New opens the store, the HSM and the ledger and certifies a delegated
