@@ -31,6 +31,7 @@ import (
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/profile"
+	"github.com/certmill/certmill/pkg/service"
 )
 
 // Config is certmill-crlgen's YAML file.
@@ -178,20 +179,13 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Generator, error) {
 		g.Close()
 		return nil, err
 	}
-	if g.hsm = d.HSM; g.hsm == nil {
-		if g.hsm, err = hsm.Open(cfg.HSM, d.Log); err != nil {
-			g.Close()
-			return nil, err
-		}
-		g.owned = append(g.owned, func() { g.hsm.Close() })
+	res, err := service.Open(ctx, cfg.HSM, cfg.Ledger, d.HSM, d.Ledger, d.Log)
+	if err != nil {
+		g.Close()
+		return nil, err
 	}
-	if g.ledger = d.Ledger; g.ledger == nil {
-		if g.ledger, err = ledger.Open(ctx, cfg.Ledger, d.Log); err != nil {
-			g.Close()
-			return nil, err
-		}
-		g.owned = append(g.owned, g.ledger.Close)
-	}
+	g.owned = append(g.owned, res.Close)
+	g.hsm, g.ledger = res.HSM, res.Ledger
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, g.hsm)
 		if err != nil {

@@ -40,6 +40,7 @@ import (
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/serial"
+	"github.com/certmill/certmill/pkg/service"
 )
 
 // Config is certmill-responder's YAML file.
@@ -201,20 +202,13 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 		r.Close()
 		return nil, err
 	}
-	if r.hsm = d.HSM; r.hsm == nil {
-		if r.hsm, err = hsm.Open(cfg.HSM, d.Log); err != nil {
-			r.Close()
-			return nil, err
-		}
-		r.owned = append(r.owned, func() { r.hsm.Close() })
+	res, err := service.Open(ctx, cfg.HSM, cfg.Ledger, d.HSM, d.Ledger, d.Log)
+	if err != nil {
+		r.Close()
+		return nil, err
 	}
-	if r.ledger = d.Ledger; r.ledger == nil {
-		if r.ledger, err = ledger.Open(ctx, cfg.Ledger, d.Log); err != nil {
-			r.Close()
-			return nil, err
-		}
-		r.owned = append(r.owned, r.ledger.Close)
-	}
+	r.owned = append(r.owned, res.Close)
+	r.hsm, r.ledger = res.HSM, res.Ledger
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, r.hsm)
 		if err != nil {

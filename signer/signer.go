@@ -17,6 +17,7 @@ import (
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/profile"
+	"github.com/certmill/certmill/pkg/service"
 	"github.com/certmill/certmill/pkg/tenant"
 )
 
@@ -69,21 +70,12 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.hsm = d.HSM
-	if s.hsm == nil {
-		if s.hsm, err = hsm.Open(cfg.HSM, d.Log); err != nil {
-			return nil, err
-		}
-		s.owned = append(s.owned, func() { s.hsm.Close() })
+	res, err := service.Open(ctx, cfg.HSM, cfg.Ledger, d.HSM, d.Ledger, d.Log)
+	if err != nil {
+		return nil, err
 	}
-	s.ledger = d.Ledger
-	if s.ledger == nil {
-		if s.ledger, err = ledger.Open(ctx, cfg.Ledger, d.Log); err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.owned = append(s.owned, s.ledger.Close)
-	}
+	s.owned = append(s.owned, res.Close)
+	s.hsm, s.ledger = res.HSM, res.Ledger
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, s.hsm)
 		if err != nil {
