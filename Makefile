@@ -54,8 +54,10 @@ bench: setup
 	$(GO) test -run '^$$' -bench 'OCSP' -benchtime 300000x -count 3 ./responder/ | tee -a bench.out
 	$(GO) run ./bench -profile quick -out bench/out
 
-loadtest: setup
-	@echo "loadtest: not built yet (issue 8)"; exit 1
+## loadtest: the short load profile against certmill-dev on the demo's state
+## (make demo first); SCENARIOS=file picks another scenario file.
+loadtest: setup build
+	@scripts/loadtest.sh $(SCENARIOS)
 
 chaos: setup
 	@echo "chaos: not built yet (issue 10)"; exit 1
