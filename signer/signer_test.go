@@ -254,3 +254,31 @@ func TestLookupAndRevoke(t *testing.T) {
 		t.Fatal("a token reached the log")
 	}
 }
+
+// TestMultiChunkBatch: a batch larger than one ledger chunk commits its
+// chunks while the next is signed, and a retry replays all of them.
+func TestMultiChunkBatch(t *testing.T) {
+	e := newEnv(t, nil)
+	var csrs []string
+	for i := range 1500 {
+		csrs = append(csrs, deviceCSR(t, p256(t), fmt.Sprintf("MTR-%05d", i)))
+	}
+	body := batchBody(csrs...)
+	r1 := e.submit(t, "manufacturing", "device", acmeToken, "multi", body)
+	if r1.Issued != 1500 || r1.Replayed {
+		t.Fatalf("issued %d, replayed %v", r1.Issued, r1.Replayed)
+	}
+	before := lastSeq(t, e.ledger)
+	if before != 1502 { // 1,500 certificates and 2 guards
+		t.Fatalf("ledger at %d, want 1502", before)
+	}
+	r2 := e.submit(t, "manufacturing", "device", acmeToken, "multi", body)
+	if !r2.Replayed || r2.Issued != 1500 || lastSeq(t, e.ledger) != before {
+		t.Fatalf("retry: replayed %v, issued %d, ledger %d", r2.Replayed, r2.Issued, lastSeq(t, e.ledger))
+	}
+	for i := range r1.Results {
+		if r1.Results[i].Certificate != r2.Results[i].Certificate {
+			t.Fatalf("result %d differs", i)
+		}
+	}
+}
