@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -171,4 +170,3 @@ func lastSeq(t testing.TB, l *ledger.Ledger) uint64 {
 	return s
 }
 
-var _ = strings.Contains
