@@ -6,9 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/certmill/certmill/pkg/profile"
 	"io"
 	"math/big"
 	mrand "math/rand/v2"
@@ -198,22 +198,10 @@ func attack(s Scenario, tr vegeta.Targeter, check func(*vegeta.Result) bool) Rep
 	return rep
 }
 
-func readPEMCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return x509.ParseCertificate(blk.Bytes)
-}
-
 // runOCSP asks about sampled certificates whose status it first learns
 // from the signer's API, and about never-issued serials (unknown).
 func runOCSP(f *File, s Scenario) (Report, error) {
-	issuer, err := readPEMCert(f.Target.IssuerCert)
+	issuer, err := profile.ReadCertificate(f.Target.IssuerCert)
 	if err != nil {
 		return Report{}, err
 	}
@@ -232,7 +220,7 @@ func runOCSP(f *File, s Scenario) (Report, error) {
 		if len(urls) >= s.Sample {
 			break
 		}
-		c, err := readPEMCert(file)
+		c, err := profile.ReadCertificate(file)
 		if err != nil || c.IsCA {
 			continue
 		}

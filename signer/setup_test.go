@@ -169,4 +169,3 @@ func lastSeq(t testing.TB, l *ledger.Ledger) uint64 {
 	}
 	return s
 }
-

@@ -287,7 +287,7 @@ func Unlock(cfg *Config, shares []Share, operation string, d Deps) (*Root, error
 		h.Close()
 		return nil, err
 	}
-	cert, err := readCert(filepath.Join(cfg.OutDir, "root.pem"))
+	cert, err := profile.ReadCertificate(filepath.Join(cfg.OutDir, "root.pem"))
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -335,7 +335,7 @@ func (r *Root) RevokeCA(name string, reason int) (*Result, error) {
 	if slices.ContainsFunc(r.st.Revoked, func(x RevokedCA) bool { return x.Name == name }) {
 		return nil, fmt.Errorf("ceremony: issuing CA %q is revoked already", name)
 	}
-	c, err := readCert(filepath.Join(r.cfg.OutDir, file))
+	c, err := profile.ReadCertificate(filepath.Join(r.cfg.OutDir, file))
 	if err != nil {
 		return nil, err
 	}
@@ -533,18 +533,6 @@ func lintCRL(der []byte) error {
 func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
-}
-
-func readCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("ceremony: %w", err)
-	}
-	p, _ := pem.Decode(b)
-	if p == nil || p.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("ceremony: %s: no PEM certificate", path)
-	}
-	return x509.ParseCertificate(p.Bytes)
 }
 
 func writeCert(cfg *Config, ev *Event, name string, c *x509.Certificate) error {

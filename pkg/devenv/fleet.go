@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/certmill/certmill/pkg/profile"
 	"io"
 	"net/http"
 	"net/url"
@@ -105,18 +106,6 @@ func loadCerts(dir string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-func readCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return x509.ParseCertificate(blk.Bytes)
-}
-
 // ask sends one OCSP request and verifies the signed answer.
 func ask(c *http.Client, ocspURL string, leaf, issuer *x509.Certificate) (*ocsp.Response, error) {
 	der, err := ocsp.CreateRequest(leaf, issuer, nil)
@@ -138,7 +127,7 @@ func ask(c *http.Client, ocspURL string, leaf, issuer *x509.Certificate) (*ocsp.
 // Fleet plays endpoints: workers ask OCSP about `queries` certificates
 // sampled from certDir and verify every answer's signature.
 func Fleet(ocspURL, issuerFile, certDir string, queries, workers int) (*FleetReport, error) {
-	issuer, err := readCert(issuerFile)
+	issuer, err := profile.ReadCertificate(issuerFile)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +179,7 @@ func Fleet(ocspURL, issuerFile, certDir string, queries, workers int) (*FleetRep
 // through the signer's API and polls OCSP until each reads revoked. It
 // returns the revoked files' base names and the latencies.
 func RevokeDrill(ctx context.Context, cl *client.Client, ocspURL, issuerFile, certDir string, n int) ([]string, []time.Duration, error) {
-	issuer, err := readCert(issuerFile)
+	issuer, err := profile.ReadCertificate(issuerFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,7 +192,7 @@ func RevokeDrill(ctx context.Context, cl *client.Client, ocspURL, issuerFile, ce
 		if filepath.Base(files[i]) == "chain.pem" {
 			continue
 		}
-		leaf, err := readCert(files[i])
+		leaf, err := profile.ReadCertificate(files[i])
 		if err != nil {
 			return nil, nil, err
 		}

@@ -64,17 +64,26 @@ func (iss *Issuer) LoadCertificate() (*x509.Certificate, error) {
 	if iss.Certificate == "" {
 		return nil, fmt.Errorf("issuer %s: no certificate file named", iss.Name)
 	}
-	b, err := os.ReadFile(iss.Certificate)
+	c, err := ReadCertificate(iss.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w (hint: run certmill-ceremony init first)", iss.Name, err)
 	}
+	return c, nil
+}
+
+// ReadCertificate reads the first PEM CERTIFICATE block of a file.
+func ReadCertificate(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("issuer %s: %s holds no PEM certificate", iss.Name, iss.Certificate)
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	c, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("issuer %s: %w", iss.Name, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
