@@ -32,7 +32,6 @@ import (
 type File struct {
 	Target    Target     `yaml:"target"`
 	Scenarios []Scenario `yaml:"scenarios"`
-	dir       string
 }
 
 // Target says where the services are and what they issued.
@@ -122,12 +121,7 @@ func Load(path string) (*File, error) {
 	if err := config.Load(path, f); err != nil {
 		return nil, err
 	}
-	f.dir = filepath.Dir(path)
-	for _, p := range []*string{&f.Target.TokenFile, &f.Target.IssuerCert, &f.Target.CertsDir} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(f.dir, *p)
-		}
-	}
+	config.ResolvePaths(path, &f.Target.TokenFile, &f.Target.IssuerCert, &f.Target.CertsDir)
 	return f, nil
 }
 

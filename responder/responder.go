@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,12 +113,7 @@ func Load(path string) (*Config, error) {
 	if err := config.Load(path, c); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(path)
-	for _, s := range []*string{&c.Dir, &c.IssuersFile, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials} {
-		if *s != "" && !filepath.IsAbs(*s) {
-			*s = filepath.Join(dir, *s)
-		}
-	}
+	config.ResolvePaths(path, &c.Dir, &c.IssuersFile, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials)
 	return c, nil
 }
 

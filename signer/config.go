@@ -5,7 +5,6 @@ package signer
 
 import (
 	"net"
-	"path/filepath"
 	"time"
 
 	"github.com/certmill/certmill/pkg/config"
@@ -132,18 +131,7 @@ func (c *Config) Validate() error {
 
 // Resolve makes relative paths relative to the folder of the file at path.
 func (c *Config) Resolve(path string) {
-	dir := filepath.Dir(path)
-	rel := func(s *string) {
-		if *s != "" && !filepath.IsAbs(*s) {
-			*s = filepath.Join(dir, *s)
-		}
-	}
-	rel(&c.IssuersFile)
-	rel(&c.TLS.CertFile)
-	rel(&c.TLS.KeyFile)
-	rel(&c.HSM.PIN.File)
-	rel(&c.Ledger.Dir)
-	rel(&c.Ledger.Credentials)
+	config.ResolvePaths(path, &c.IssuersFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials)
 }
 
 // Load reads a signer configuration file.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/goccy/go-yaml"
 )
@@ -64,3 +65,14 @@ func (p *Problems) Addf(format string, args ...any) {
 
 // Err returns the joined problems, or nil when there are none.
 func (p Problems) Err() error { return errors.Join(p...) }
+
+// ResolvePaths makes each non-empty relative path relative to the folder
+// of the configuration file at file.
+func ResolvePaths(file string, paths ...*string) {
+	dir := filepath.Dir(file)
+	for _, p := range paths {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+}
