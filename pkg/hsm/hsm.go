@@ -152,8 +152,21 @@ type HSM struct {
 
 // generation is one crypto11 context; a reopen makes the next.
 type generation struct {
-	ctx *crypto11.Context
-	id  uint64
+	ctx    *crypto11.Context
+	id     uint64
+	closed atomic.Bool
+}
+
+// errGenerationClosed is what a closed generation answers; it counts as a
+// lost session, so the caller reopens.
+var errGenerationClosed = errors.New("hsm: sessions closed after the token was lost")
+
+// close closes the generation's context once. crypto11 finalises the
+// module when the process's last context on it closes.
+func (g *generation) close() {
+	if g.closed.CompareAndSwap(false, true) {
+		g.ctx.Close() // waits for in-flight operations on its sessions
+	}
 }
 
 // Open loads the PIN, opens the token and logs in. log may be nil.
@@ -215,7 +228,8 @@ func (h *HSM) Close() error {
 	}
 	h.reopenMu.Lock()
 	defer h.reopenMu.Unlock()
-	return h.cur.Load().ctx.Close()
+	h.cur.Load().close()
+	return nil
 }
 
 // Reopens counts how many times the session pool was replaced; for tests
@@ -235,12 +249,22 @@ func (h *HSM) reopen(g *generation) error {
 	}
 	h.log.Warn("hsm: sessions lost, reopening the token", "generation", g.id)
 	ctx, err := h.configure()
+	if err != nil && !g.closed.Load() {
+		// SoftHSM2 (like many modules) scans its tokens only in
+		// C_Initialize: a token that went away and came back is found
+		// again only after the module is finalised. Close this
+		// generation, which finalises it when it is the process's last,
+		// and initialise afresh. Until that works, the closed generation
+		// stays current and every caller tries again.
+		g.close()
+		ctx, err = h.configure()
+	}
 	if err != nil {
 		h.log.Error("hsm: reopen failed", "err", err)
 		return err
 	}
 	h.cur.Store(&generation{ctx: ctx, id: g.id + 1})
-	go g.ctx.Close() // waits for in-flight operations on the old sessions
+	go g.close()
 	return nil
 }
 
@@ -250,7 +274,11 @@ func (h *HSM) Ping() error {
 	for range 2 {
 		g := h.cur.Load()
 		var r io.Reader
-		r, err = g.ctx.NewRandomReader()
+		if g.closed.Load() {
+			err = errGenerationClosed
+		} else {
+			r, err = g.ctx.NewRandomReader()
+		}
 		if err == nil {
 			var b [1]byte
 			_, err = r.Read(b[:])
@@ -331,6 +359,9 @@ func (h *HSM) Key(label string) (*Key, error) {
 }
 
 func (h *HSM) find(g *generation, label string) (crypto11.Signer, error) {
+	if g.closed.Load() {
+		return nil, errGenerationClosed
+	}
 	s, err := g.ctx.FindKeyPair(nil, []byte(label))
 	if err != nil && strings.Contains(err.Error(), "was not found") {
 		s, err = nil, nil // crypto11 v1.6 reports absence as an untyped error
@@ -417,6 +448,9 @@ func (k *Key) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 }
 
 func (k *Key) signer(g *generation) (crypto.Signer, error) {
+	if g.closed.Load() {
+		return nil, errGenerationClosed
+	}
 	if c := k.cache.Load(); c != nil && c.gen == g.id {
 		return c.signer, nil
 	}
@@ -456,7 +490,7 @@ func sessionLost(err error) bool {
 		return lostCodes[code]
 	}
 	// A generation closed by a concurrent reopen.
-	return errors.Is(err, pool.ErrClosed) || strings.Contains(err.Error(), "context is closed")
+	return errors.Is(err, errGenerationClosed) || errors.Is(err, pool.ErrClosed) || strings.Contains(err.Error(), "closed Context")
 }
 
 // classify maps pool timeouts to ErrBusy and lost sessions to ErrUnavailable.

@@ -9,7 +9,6 @@ import (
 	"crypto/sha512"
 	"errors"
 	"fmt"
-	"github.com/certmill/certmill/pkg/checkfor"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/hsm/hsmtest"
 	"github.com/certmill/certmill/pkg/secret"
+	"github.com/certmill/certmill/pkg/softhsm"
 )
 
 func TestGenerateSignVerify(t *testing.T) {
@@ -215,6 +216,50 @@ func TestFailsClearlyWhenTokenReset(t *testing.T) {
 	if err := h.Ping(); err == nil {
 		t.Fatal("Ping succeeded on a reset token")
 	}
+}
+
+// TestRecoversWhenTokenComesBack: the module loses the token (its folder
+// goes away, as when a network HSM or a USB token drops off): signatures
+// and Ping fail with ErrUnavailable, without hanging; when the folder
+// comes back, the next signature works again without restarting the
+// process. SoftHSM2 finds a returned token only in a fresh C_Initialize.
+func TestRecoversWhenTokenComesBack(t *testing.T) {
+	tok := hsmtest.NewToken(t, 2)
+	h := tok.Open(t)
+	k, err := h.GenerateKey("returns", hsm.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := softhsm.TokenDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(dir+".away", dir)
+	for i := range 3 {
+		if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); !errors.Is(err, hsm.ErrUnavailable) {
+			t.Fatalf("signature %d without the token: %v, want ErrUnavailable", i, err)
+		}
+	}
+	if err := h.Ping(); !errors.Is(err, hsm.ErrUnavailable) {
+		t.Fatalf("Ping without the token: %v, want ErrUnavailable", err)
+	}
+	if err := os.Rename(dir+".away", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Fatalf("the token is back, the signature still fails: %v", err)
+	}
+	if err := h.Ping(); err != nil {
+		t.Fatalf("the token is back, Ping still fails: %v", err)
+	}
+	t.Logf("reopens: %d", h.Reopens())
 }
 
 func TestBusyPoolTimesOut(t *testing.T) {

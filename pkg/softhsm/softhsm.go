@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Use makes dir/tokens the token folder of this process (and of child
@@ -35,4 +36,20 @@ func Use(dir string) (string, error) {
 		return "", errors.New("softhsm: SOFTHSM2_CONF already names " + cur + " in this process")
 	}
 	return conf, os.Setenv("SOFTHSM2_CONF", conf)
+}
+
+// TokenDir is the token folder that SOFTHSM2_CONF names, for the fault
+// tests that take the whole folder away.
+func TokenDir() (string, error) {
+	conf := os.Getenv("SOFTHSM2_CONF")
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return "", fmt.Errorf("softhsm: SOFTHSM2_CONF: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && strings.TrimSpace(k) == "directories.tokendir" {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("softhsm: %s names no directories.tokendir", conf)
 }
