@@ -42,7 +42,7 @@ func benchGenerator(b testing.TB, n int) (*Generator, []x509.RevocationListEntry
 		b.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	st, err := openStore(b.TempDir())
+	st, err := openStore(b.TempDir(), 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/certmill/certmill/pkg/config"
+	"github.com/certmill/certmill/pkg/fault"
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/profile"
@@ -61,6 +62,10 @@ type Config struct {
 	// Debounce is how long after a revocation a delta CRL is issued, so
 	// that a burst of revocations makes one delta. Default 1s.
 	Debounce time.Duration `yaml:"debounce"`
+	// MinFreeBytes is the space crlgen keeps free on dir's disk: below it,
+	// it stops applying the ledger and issuing CRLs (the published ones
+	// stay served) instead of failing mid-write. Default 64 MiB.
+	MinFreeBytes uint64 `yaml:"min_free_bytes"`
 }
 
 // Defaults fills unset fields.
@@ -77,6 +82,9 @@ func (c *Config) Defaults() {
 		if *x.p == 0 {
 			*x.p = x.d
 		}
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 64 << 20
 	}
 }
 
@@ -164,7 +172,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Generator, error) {
 	}
 	g := &Generator{cfg: cfg, d: d, log: d.Log, issuers: map[string]*issuer{}, caught: make(chan struct{}), changed: make(chan struct{}, 1)}
 	var err error
-	if g.st, err = openStore(cfg.Dir); err != nil {
+	if g.st, err = openStore(cfg.Dir, cfg.MinFreeBytes); err != nil {
 		return nil, err
 	}
 	g.owned = append(g.owned, func() { g.st.close() })
@@ -331,6 +339,7 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 	if err := checkSignature(is.cert, der); err != nil {
 		return nil, fmt.Errorf("crlgen: CRL %d of %s does not verify: %w", number, issuerName, err)
 	}
+	fault.Point("crlgen.after-sign") // number taken, CRL signed, not yet published
 	if g.d.AfterSign != nil {
 		if err := g.d.AfterSign(issuerName, number); err != nil {
 			return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -218,12 +217,15 @@ func (g *Generator) Run(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		err := g.ledger.Consume(cctx, from, notifier{g.st, g.changed}, ledger.ConsumeOptions{CaughtUp: func(uint64) { close(g.caught) }})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			errc <- err
-		}
-	}()
+	var caughtOnce sync.Once
+	go g.ledger.Follow(cctx, g.st.lastSeq, notifier{g.st, g.changed}, ledger.FollowOptions{
+		ConsumeOptions: ledger.ConsumeOptions{CaughtUp: func(uint64) { caughtOnce.Do(func() { close(g.caught) }) }},
+		Failed: func(err error, retryIn time.Duration) {
+			// CRLs already published stay valid until their nextUpdate.
+			g.log.Error("crlgen: applying the ledger failed; no new CRL until it works again", "err", err, "retry_in", retryIn,
+				"hint", "a full disk (free space in dir), an unreachable ledger, or a damaged store (move dir away: crlgen rebuilds it from the ledger)")
+		},
+	})
 	g.log.Info("crlgen: serving", "addr", ln.Addr().String(), "resume_after_seq", from)
 	// Nothing is issued before the store has caught up with the ledger: a
 	// fresh replica must not publish a CRL that lacks known revocations.

@@ -27,7 +27,9 @@ import (
 // carries it is signed, so a crash never loses a revocation that was
 // applied nor reuses a number.
 type store struct {
-	db *pebble.DB
+	db      *pebble.DB
+	dir     string
+	minFree uint64 // bytes to keep free: writes stop cleanly before the disk is full
 }
 
 // rev is a revocation as crlgen keeps it.
@@ -51,12 +53,12 @@ type published struct {
 	DER        []byte `cbor:"7,keyasint"`
 }
 
-func openStore(dir string) (*store, error) {
+func openStore(dir string, minFree uint64) (*store, error) {
 	db, err := kvstore.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("crlgen: %w", err)
 	}
-	return &store{db: db}, nil
+	return &store{db: db, dir: dir, minFree: minFree}, nil
 }
 
 func (s *store) close() error { return s.db.Close() }
@@ -112,6 +114,9 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 	if last > applied {
 		b.Set([]byte(kvstore.SeqKey), u64(last), nil)
 	}
+	if err := kvstore.CheckRoom(s.dir, s.minFree); err != nil {
+		return err
+	}
 	return b.Commit(pebble.Sync)
 }
 
@@ -156,6 +161,9 @@ func (s *store) takeNumber(issuer string) (int64, error) {
 	}
 	if n == 0 {
 		n = 1
+	}
+	if err := kvstore.CheckRoom(s.dir, s.minFree); err != nil {
+		return 0, err
 	}
 	if err := s.db.Set([]byte("n/"+issuer), u64(n+1), pebble.Sync); err != nil {
 		return 0, err

@@ -57,7 +57,7 @@ func BenchmarkOCSP(b *testing.B) {
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, caKey.Public(), caKey)
 	caCert, _ := x509.ParseCertificate(der)
 	dir := b.TempDir()
-	st, err := openStore(dir, uint(n))
+	st, err := openStore(dir, uint(n), 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -63,6 +62,11 @@ type Config struct {
 	ExpectedCertificates uint `yaml:"expected_certificates"`
 	// MaxRequestBytes bounds a request. Default 4096.
 	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// MinFreeBytes is the space the responder keeps free on dir's disk:
+	// below it, it stops applying the ledger and answers tryLater (its
+	// state would fall behind revocations) instead of failing mid-write.
+	// Default 64 MiB.
+	MinFreeBytes uint64 `yaml:"min_free_bytes"`
 }
 
 // Defaults fills unset fields.
@@ -83,6 +87,9 @@ func (c *Config) Defaults() {
 	}
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = 4096
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 64 << 20
 	}
 }
 
@@ -186,7 +193,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 	}
 	r := &Responder{cfg: cfg, log: d.Log}
 	var err error
-	if r.st, err = openStore(cfg.Dir, cfg.ExpectedCertificates); err != nil {
+	if r.st, err = openStore(cfg.Dir, cfg.ExpectedCertificates, cfg.MinFreeBytes); err != nil {
 		return nil, err
 	}
 	r.owned = append(r.owned, func() { r.st.close() })
@@ -342,15 +349,20 @@ func (r *Responder) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		err := r.ledger.Consume(ctx, from, r.st, ledger.ConsumeOptions{CaughtUp: func(seq uint64) {
+	go r.ledger.Follow(ctx, r.st.lastSeq, r.st, ledger.FollowOptions{
+		ConsumeOptions: ledger.ConsumeOptions{CaughtUp: func(seq uint64) {
 			r.caught.Store(true)
 			r.log.Info("responder: caught up with the ledger", "seq", seq)
-		}})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			errc <- err
-		}
-	}()
+		}},
+		Failed: func(err error, retryIn time.Duration) {
+			// Behind the ledger, the store may say good for a certificate
+			// revoked since: answer tryLater and fail readiness until it
+			// has caught up again.
+			r.caught.Store(false)
+			r.log.Error("responder: applying the ledger failed; answering tryLater until it works again", "err", err, "retry_in", retryIn,
+				"hint", "a full disk (free space in dir), an unreachable ledger, or a damaged store (move dir away: the responder rebuilds it from the ledger)")
+		},
+	})
 	renew := time.NewTicker(r.cfg.ResponderValidity / 4)
 	defer renew.Stop()
 	r.log.Info("responder: serving", "addr", ln.Addr().String(), "resume_after_seq", from)

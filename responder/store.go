@@ -32,6 +32,8 @@ type store struct {
 		blooms map[string]*bloom.BloomFilter
 	}
 	capacity uint
+	dir      string
+	minFree  uint64                             // bytes to keep free: writes stop cleanly before the disk is full
 	onChange func(issuer string, serial []byte) // a status changed: drop cached answers
 }
 
@@ -44,12 +46,12 @@ type status struct {
 	Issued    bool  `cbor:"5,keyasint"` // false: a revocation arrived first
 }
 
-func openStore(dir string, capacity uint) (*store, error) {
+func openStore(dir string, capacity uint, minFree uint64) (*store, error) {
 	db, err := kvstore.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("responder: %w", err)
 	}
-	s := &store{db: db, capacity: capacity}
+	s := &store{db: db, capacity: capacity, dir: dir, minFree: minFree}
 	s.mu.blooms = map[string]*bloom.BloomFilter{}
 	// Rebuild the filters from disk.
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("c/"), UpperBound: []byte("c0")})
@@ -180,6 +182,9 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 	}
 	if last > applied {
 		b.Set([]byte(kvstore.SeqKey), kvstore.U64(last), nil)
+	}
+	if err := kvstore.CheckRoom(s.dir, s.minFree); err != nil {
+		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/certmill/certmill/pkg/fault"
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/problem"
@@ -215,6 +217,16 @@ func (s *Signer) batch(ctx *fasthttp.RequestCtx, t *tenant.Tenant, issuerName, p
 		return
 	}
 	ctx.SetContentType("application/json")
+	if fault.Enabled {
+		// The fault suite may kill the process with half the answer sent.
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			w.Write(b[:len(b)/2])
+			w.Flush()
+			fault.Point("signer.mid-answer")
+			w.Write(b[len(b)/2:])
+		})
+		return
+	}
 	ctx.SetBody(b)
 }
 
@@ -303,6 +315,7 @@ func (s *Signer) issueBatch(ctx context.Context, t *tenant.Tenant, is *issuer, p
 		if err != nil {
 			return nil, nil, err
 		}
+		fault.Point("signer.after-sign") // signed by the HSM, not yet in the ledger
 		t0 := time.Now()
 		_, err = s.ledger.CommitChunk(ctx, chunk)
 		s.m.ackSeconds.Observe(time.Since(t0).Seconds())
@@ -324,6 +337,7 @@ func (s *Signer) issueBatch(ctx context.Context, t *tenant.Tenant, is *issuer, p
 		if err != nil {
 			return nil, nil, err
 		}
+		fault.Point("signer.after-ack") // in the ledger, the caller has nothing yet
 		s.m.issued.WithLabelValues(is.name, "new").Add(float64(len(chunk.Issued)))
 	}
 	for _, r := range resp.Results {

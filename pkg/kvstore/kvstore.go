@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -14,12 +16,39 @@ import (
 // SeqKey holds the last applied ledger sequence.
 const SeqKey = "m/seq"
 
-type quiet struct{}
+// logger keeps Pebble quiet, except for a fatal error: Pebble calls
+// Fatalf when it cannot go on (a WAL write failed on a full disk, for
+// one) and requires that it not return. The process says so plainly and
+// exits; what was synced is safe, and the store reopens when the cause is
+// gone.
+type logger struct{ dir string }
 
-func (quiet) Infof(string, ...any)  {}
-func (quiet) Errorf(string, ...any) {}
-func (quiet) Fatalf(f string, a ...any) {
-	panic(fmt.Sprintf(f, a...))
+func (logger) Infof(string, ...any)  {}
+func (logger) Errorf(string, ...any) {}
+func (l logger) Fatalf(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "certmill: store %s: fatal: %s\nhint: free space or fix the disk under %s, then start again; synced writes are safe and the store resumes from the ledger\n",
+		l.dir, fmt.Sprintf(f, a...), l.dir)
+	os.Exit(1)
+}
+
+// ErrDiskLow means a store refused a write to keep MinFree bytes free.
+var ErrDiskLow = errors.New("kvstore: disk space below the reserve")
+
+// CheckRoom returns ErrDiskLow when the file system holding dir has fewer
+// than min bytes available. Readers check before each write so that a
+// filling disk stops them cleanly, before Pebble meets ENOSPC.
+func CheckRoom(dir string, min uint64) error {
+	if min == 0 {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("kvstore: statfs %s: %w", dir, err)
+	}
+	if free := st.Bavail * uint64(st.Bsize); free < min {
+		return fmt.Errorf("%w: %d bytes free under %s, keeping %d (hint: free space there, or lower min_free_bytes)", ErrDiskLow, free, dir, min)
+	}
+	return nil
 }
 
 // Open opens or creates a Pebble database in dir. Writes that matter are
@@ -31,7 +60,7 @@ func (quiet) Fatalf(f string, a ...any) {
 func Open(dir string) (*pebble.DB, error) {
 	cache := pebble.NewCache(128 << 20)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}, Cache: cache})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: logger{dir}, Cache: cache})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}

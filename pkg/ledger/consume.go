@@ -107,3 +107,54 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 		}
 	}
 }
+
+// FollowOptions tune Follow.
+type FollowOptions struct {
+	ConsumeOptions
+	// Failed, if set, is called when applying or consuming fails, before
+	// Follow waits and resumes from the reader's last applied sequence.
+	// The reader's state is behind from then on until CaughtUp is called
+	// again.
+	Failed func(err error, retryIn time.Duration)
+}
+
+// Follow is Consume for a long-running reader: when Apply or the stream
+// fails (a full disk, a lost connection), it calls Failed, waits with
+// capped exponential backoff and resumes from lastApplied(), calling
+// CaughtUp again when it has caught up once more. It returns only when
+// ctx ends.
+func (l *Ledger) Follow(ctx context.Context, lastApplied func() (uint64, error), a Applier, opts FollowOptions) {
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		from, err := lastApplied()
+		if err == nil {
+			healthy := false
+			co := opts.ConsumeOptions
+			co.CaughtUp = func(seq uint64) {
+				healthy = true
+				if opts.CaughtUp != nil {
+					opts.CaughtUp(seq)
+				}
+			}
+			err = l.Consume(ctx, from, a, co)
+			if healthy {
+				wait = 100 * time.Millisecond
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("ledger: consume ended")
+		}
+		if opts.Failed != nil {
+			opts.Failed(err, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
