@@ -291,7 +291,7 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 		validity = g.cfg.DeltaValidity
 	}
 	// INVARIANT: the number is used up before anything is signed.
-	number, err := g.st.takeNumber(issuerName)
+	number, err := g.st.takeNumber(issuerName, g.d.Now().UnixNano())
 	if err != nil {
 		return nil, err
 	}

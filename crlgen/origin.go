@@ -108,8 +108,21 @@ func (o *origin) lookup(path string) (*object, error) {
 }
 
 func (o *origin) handle(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) == "/healthz" {
+	switch string(ctx.Path()) {
+	case "/healthz":
 		ctx.SetBodyString("ok\n")
+		return
+	case "/readyz":
+		// The last applied ledger sequence, for monitoring the lag.
+		seq, _ := o.g.st.lastSeq()
+		ctx.Response.Header.Set("Certmill-Applied-Seq", strconv.FormatUint(seq, 10))
+		select {
+		case <-o.g.caught:
+			ctx.SetBodyString("ready\n")
+		default:
+			ctx.SetStatusCode(503)
+			ctx.SetBodyString("catching up with the ledger\n")
+		}
 		return
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {

@@ -134,9 +134,12 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok\n")
 		return
 	case "/readyz":
+		// The last applied ledger sequence, for monitoring the lag.
+		seq, _ := r.st.lastSeq()
+		ctx.Response.Header.Set("Certmill-Applied-Seq", strconv.FormatUint(seq, 10))
 		if !r.Ready() {
 			ctx.SetStatusCode(503)
-			ctx.SetBodyString("catching up with the ledger\n")
+			ctx.SetBodyString("behind the ledger: answering tryLater\n")
 			return
 		}
 		ctx.SetBodyString("ready\n")

@@ -223,3 +223,40 @@ func (s *store) getDisk(k []byte) (status, bool, error) {
 	defer c.Close()
 	return st, true, cbor.Unmarshal(v, &st)
 }
+
+// Status is what the responder keeps of one serial.
+type Status = status
+
+// ReadState reads the store of a stopped responder in dir: the status of
+// every serial by "issuer/serial in hex" and the last applied ledger
+// sequence. The fault suite compares it with a rebuild from the ledger.
+func ReadState(dir string) (map[string]Status, uint64, error) {
+	db, err := kvstore.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
+	seq, err := kvstore.GetU64(db, kvstore.SeqKey)
+	if err != nil {
+		return nil, 0, err
+	}
+	m := map[string]Status{}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("c/"), UpperBound: []byte("c0")})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[2:]
+		i := len(k) - 21
+		if i < 1 {
+			continue
+		}
+		var st status
+		if err := cbor.Unmarshal(it.Value(), &st); err != nil {
+			return nil, 0, fmt.Errorf("responder: %s: %w", k, err)
+		}
+		m[string(k[:i])+"/"+ledger.SerialHex(k[i+1:])] = st
+	}
+	return m, seq, it.Error()
+}

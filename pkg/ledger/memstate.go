@@ -116,3 +116,14 @@ func (m *MemState) Skipped() int {
 	defer m.mu.Unlock()
 	return m.mu.skipped
 }
+
+// Snapshot copies every status, by "issuer/serial in hex".
+func (m *MemState) Snapshot() map[string]Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]Status, len(m.mu.certs))
+	for k, s := range m.mu.certs {
+		out[k] = *s
+	}
+	return out
+}
