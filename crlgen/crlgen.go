@@ -32,6 +32,7 @@ import (
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/service"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is certmill-crlgen's YAML file.
@@ -124,10 +125,11 @@ func Load(path string) (*Config, error) {
 
 // Deps are what main hands in.
 type Deps struct {
-	Log    *slog.Logger
-	Now    func() time.Time
-	HSM    *hsm.HSM       // optional: shared
-	Ledger *ledger.Ledger // optional: shared
+	Log      *slog.Logger
+	Registry *prometheus.Registry // optional: a fresh one with the runtime's collectors
+	Now      func() time.Time
+	HSM      *hsm.HSM       // optional: shared
+	Ledger   *ledger.Ledger // optional: shared
 	// AfterSign, for fault-injection tests, runs between signing a CRL and
 	// publishing it; an error there aborts the publication as a crash would.
 	AfterSign func(issuer string, number int64) error

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/pkg/service"
 )
 
 // origin serves CRLs and CA certificates with the headers a CDN needs:
@@ -27,6 +28,8 @@ type origin struct {
 	cache map[string]*object // by path
 	srv   *fasthttp.Server
 	addr  net.Addr
+	// metrics serves the runtime's and the process's collectors.
+	metrics fasthttp.RequestHandler
 }
 
 type object struct {
@@ -38,7 +41,11 @@ type object struct {
 }
 
 func newOrigin(g *Generator) *origin {
-	o := &origin{g: g, cache: map[string]*object{}}
+	reg := g.d.Registry
+	if reg == nil {
+		reg = service.NewRegistry()
+	}
+	o := &origin{g: g, cache: map[string]*object{}, metrics: service.MetricsHandler(reg)}
 	o.srv = &fasthttp.Server{
 		Name: "certmill-crlgen", Handler: o.handle, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 		IdleTimeout: 60 * time.Second, MaxRequestBodySize: 4 << 10, NoDefaultServerHeader: true,
@@ -111,6 +118,9 @@ func (o *origin) handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
+		return
+	case "/metrics":
+		o.metrics(ctx)
 		return
 	case "/readyz":
 		// The last applied ledger sequence, for monitoring the lag.

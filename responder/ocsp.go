@@ -133,6 +133,9 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 	case "/healthz":
 		ctx.SetBodyString("ok\n")
 		return
+	case "/metrics":
+		r.metrics(ctx)
+		return
 	case "/readyz":
 		// The last applied ledger sequence, for monitoring the lag.
 		seq, _ := r.st.lastSeq()

@@ -39,6 +39,7 @@ import (
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/serial"
 	"github.com/certmill/certmill/pkg/service"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is certmill-responder's YAML file.
@@ -126,9 +127,10 @@ func Load(path string) (*Config, error) {
 
 // Deps are what main hands in.
 type Deps struct {
-	Log    *slog.Logger
-	HSM    *hsm.HSM       // optional: shared
-	Ledger *ledger.Ledger // optional: shared
+	Log      *slog.Logger
+	Registry *prometheus.Registry // optional: a fresh one with the runtime's collectors
+	HSM      *hsm.HSM             // optional: shared
+	Ledger   *ledger.Ledger       // optional: shared
 }
 
 // issuer is one CA as the responder answers for it.
@@ -164,6 +166,7 @@ type Responder struct {
 	changes atomic.Uint64
 	srv     *fasthttp.Server
 	addr    atomic.Value
+	metrics fasthttp.RequestHandler
 }
 
 type cacheKey struct {
@@ -191,7 +194,10 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &Responder{cfg: cfg, log: d.Log}
+	if d.Registry == nil {
+		d.Registry = service.NewRegistry()
+	}
+	r := &Responder{cfg: cfg, log: d.Log, metrics: service.MetricsHandler(d.Registry)}
 	var err error
 	if r.st, err = openStore(cfg.Dir, cfg.ExpectedCertificates, cfg.MinFreeBytes); err != nil {
 		return nil, err

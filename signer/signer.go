@@ -59,7 +59,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Signer, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	if d.Registry == nil {
-		d.Registry = prometheus.NewRegistry()
+		d.Registry = service.NewRegistry()
 	}
 	s := &Signer{cfg: cfg, log: d.Log, reg: d.Registry, issuers: map[string]*issuer{}, work: make(chan struct{}, cfg.Workers)}
 	var err error
