@@ -6,12 +6,18 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certmill/certmill/pkg/serial"
 )
 
 // crlServer serves one signed CRL with an ETag on loopback.
@@ -56,11 +62,11 @@ func TestImpossibleThresholdFails(t *testing.T) {
 		if err := f.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		reps, err := Run(f)
+		res, err := Run(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := reps[0]
+		r := res.Reports[0]
 		if r.Passed != tc.pass || r.Requests < 90 || r.Errors != 0 || r.CheckFailed != 0 {
 			t.Fatalf("p99 threshold %s: %+v", tc.p99, r)
 		}
@@ -77,5 +83,250 @@ func TestLoopbackOnly(t *testing.T) {
 	err := f.Validate()
 	if err == nil || !strings.Contains(err.Error(), "loopback") || !strings.Contains(err.Error(), "at most") {
 		t.Fatalf("Validate: %v", err)
+	}
+}
+
+// stormFile is a revocation storm beside an OCSP fleet that asks about
+// the storm's certificates, by GET and POST.
+func stormFile(tg Target, bound time.Duration) *File {
+	return &File{Target: tg, Scenarios: []Scenario{{Parallel: []Scenario{
+		{Name: "storm", Kind: "revoke", Stages: []Stage{{Rate: 10, Duration: time.Second}}, Thresholds: Thresholds{RevokedWithin: bound}},
+		{Name: "fleet", Kind: "ocsp", NeverIssue: 0.1, StormShare: 0.5, PostShare: 0.5, Stages: []Stage{{Rate: 200, Duration: 1500 * time.Millisecond}}},
+	}}}}
+}
+
+// TestStorm: a responder that shows revocations in time passes; one that
+// is slow, or that says good again after it said revoked, fails.
+func TestStorm(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		visible, back time.Duration
+		stormReason   string // "" when the storm passes
+		fleetPasses   bool
+	}{
+		{"in time", 20 * time.Millisecond, 0, "", true},
+		{"too slow", 400 * time.Millisecond, 0, "revoked within", false},
+		{"back to good", 0, 50 * time.Millisecond, "said good for a revoked certificate", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fk := newFake(t)
+			fk.visibleAfter, fk.forgetAfter = tc.visible, tc.back
+			res, err := Run(stormFile(fk.start(t), 200*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			storm, fleet := res.Reports[0], res.Reports[1]
+			if storm.Name != "storm" || storm.Requests < 9 || storm.Errors != 0 || storm.CheckFailed != 0 {
+				t.Fatalf("storm: %+v", storm)
+			}
+			if fleet.Requests < 250 || fleet.Errors != 0 {
+				t.Fatalf("fleet: %+v", fleet)
+			}
+			if storm.Passed != (tc.stormReason == "") || !strings.Contains(storm.FailedReason, tc.stormReason) {
+				t.Fatalf("storm verdict %v %q, want reason %q; notes %q", storm.Passed, storm.FailedReason, tc.stormReason, storm.Notes)
+			}
+			if fleet.Passed != tc.fleetPasses {
+				t.Fatalf("fleet verdict %v %q; notes %q", fleet.Passed, fleet.FailedReason, fleet.Notes)
+			}
+			if !strings.Contains(strings.Join(fleet.Notes, "\n"), "answers about the storm's certificates") {
+				t.Fatalf("fleet notes %q", fleet.Notes)
+			}
+		})
+	}
+}
+
+// TestBatch: every CSR of every batch gets checked, certificates per second reported.
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	fk := newFake(t)
+	f := &File{Target: fk.start(t), Scenarios: []Scenario{{Name: "batches", Kind: "batch", BatchSize: 20,
+		Stages: []Stage{{Rate: 2.5, Duration: time.Second}}, Thresholds: Thresholds{P99: 5 * time.Second}}}}
+	res, err := Run(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Reports[0]
+	if !r.Passed || r.Requests < 2 || r.Requests > 4 || r.Errors+r.CheckFailed != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if want := fmt.Sprintf("%d certificates checked", r.Requests*20); !strings.Contains(r.Notes[0], want) || !strings.Contains(r.Notes[0], "certificates/s") {
+		t.Fatalf("notes %q, want %q", r.Notes, want)
+	}
+}
+
+// TestCheckBatch: each thing that can be wrong in a batch answer is caught.
+func TestCheckBatch(t *testing.T) {
+	t.Parallel()
+	fk := newFake(t)
+	devs, err := makeDevices("dev", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res = map[string]any
+	answer := func(mod func(i int, c *x509.Certificate, r res)) []byte {
+		var rs []res
+		for i, d := range devs {
+			blk, _ := pem.Decode([]byte(d.csr))
+			csr, _ := x509.ParseCertificateRequest(blk.Bytes)
+			c, err := fk.issue(csr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := res{"index": i, "serial": serial.Hex(c.SerialNumber), "certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))}
+			mod(i, c, r)
+			rs = append(rs, r)
+		}
+		b, _ := json.Marshal(res{"batch_id": "b", "issued": len(rs), "results": rs})
+		return b
+	}
+	other := answer(func(int, *x509.Certificate, res) {})
+	var otherCert string
+	{
+		var a batchAnswer
+		json.Unmarshal(other, &a)
+		otherCert = a.Results[1].Certificate
+	}
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"good", answer(func(int, *x509.Certificate, res) {}), ""},
+		{"not json", []byte("<html>"), "not a batch answer"},
+		{"serial", answer(func(i int, _ *x509.Certificate, r res) {
+			if i == 1 {
+				r["serial"] = "01"
+			}
+		}), "serial"},
+		{"another key", answer(func(i int, _ *x509.Certificate, r res) {
+			if i == 1 {
+				r["certificate"] = otherCert
+			}
+		}), "serial"},
+		{"problem", answer(func(i int, _ *x509.Certificate, r res) {
+			if i == 2 {
+				delete(r, "certificate")
+				r["problem"] = res{"type": "urn:x:bad-csr", "detail": "no"}
+			}
+		}), "urn:x:bad-csr"},
+		{"garbage certificate", answer(func(i int, _ *x509.Certificate, r res) {
+			if i == 0 {
+				r["certificate"] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+			}
+		}), "does not parse"},
+		{"index", answer(func(i int, _ *x509.Certificate, r res) { r["index"] = 2 - i }), "index"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, wrong := checkBatch(tc.body, devs)
+			if !strings.Contains(wrong, tc.want) || (tc.want == "") != (wrong == "") {
+				t.Fatalf("checkBatch = %d, %q; want %q", n, wrong, tc.want)
+			}
+			if tc.want == "" && n != len(devs) {
+				t.Fatalf("%d issued", n)
+			}
+		})
+	}
+	// The same serial and certificate but for a key that is not the CSR's.
+	swapped := make([]device, len(devs))
+	copy(swapped, devs)
+	swapped[0].spki, swapped[1].spki = devs[1].spki, devs[0].spki
+	if _, wrong := checkBatch(answer(func(int, *x509.Certificate, res) {}), swapped); !strings.Contains(wrong, "public key") {
+		t.Fatalf("swapped keys: %q", wrong)
+	}
+}
+
+// TestValidate lists the problems of bad scenario files.
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tg := Target{OCSP: "http://127.0.0.1:1/x", CRL: "http://127.0.0.1:1/c", Signer: "http://127.0.0.1:2", TokenFile: "t", IssuerCert: "i", CertsDir: "d"}
+	st := []Stage{{Rate: 1, Duration: time.Second}}
+	for _, tc := range []struct {
+		name string
+		sc   []Scenario
+		want string
+	}{
+		{"storm share alone", []Scenario{{Name: "a", Kind: "ocsp", StormShare: 0.1, Stages: st}}, "needs a revoke scenario"},
+		{"two storms", []Scenario{{Parallel: []Scenario{{Name: "a", Kind: "revoke", Stages: st}, {Name: "b", Kind: "revoke", Stages: st}}}}, "at most one revoke"},
+		{"nested", []Scenario{{Parallel: []Scenario{{Name: "a", Parallel: []Scenario{{Name: "b", Kind: "crl", Stages: st}}}}}}, "do not nest"},
+		{"same name", []Scenario{{Name: "a", Kind: "crl", Stages: st}, {Name: "a", Kind: "crl", Stages: st}}, "no other scenario has"},
+		{"unknown kind", []Scenario{{Name: "a", Kind: "acme", Stages: st}}, "want ocsp, crl, batch or revoke"},
+		{"batch field elsewhere", []Scenario{{Name: "a", Kind: "crl", BatchSize: 3, Stages: st}}, "batch_size is for batch"},
+		{"too many CSRs", []Scenario{{Name: "a", Kind: "batch", BatchSize: 10000, Stages: []Stage{{Rate: 20, Duration: time.Second}}}}, "CSRs to make in advance"},
+		{"reason", []Scenario{{Name: "a", Kind: "revoke", Reason: "certificateHold", Stages: st}}, "not an RFC 5280 reason"},
+		{"long group", []Scenario{{Parallel: []Scenario{{Name: "a", Kind: "crl", StartTime: 4 * time.Minute, Stages: []Stage{{Rate: 1, Duration: 2 * time.Minute}}}}}}, "at most 5m"},
+		{"zero rate", []Scenario{{Name: "a", Kind: "crl", Stages: []Stage{{Rate: 0, Duration: time.Second}}}}, "stage rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &File{Target: tg, Scenarios: tc.sc}
+			f.Defaults()
+			err := f.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate: %v; want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestShippedScenarioFiles loads every scenario file in scenarios/.
+func TestShippedScenarioFiles(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob("scenarios/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("scenario files: %v", files)
+	}
+	for _, p := range files {
+		f, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]bool{}
+		for _, s := range f.Scenarios {
+			for _, x := range append([]Scenario{s}, s.Parallel...) {
+				kinds[x.Kind] = true
+			}
+		}
+		for _, k := range []string{"ocsp", "crl", "batch", "revoke"} {
+			if !kinds[k] {
+				t.Errorf("%s: no %s scenario", p, k)
+			}
+		}
+	}
+}
+
+// TestPacer: a stage's first request leaves at once and the stage sends
+// rate × duration requests, fractions too.
+func TestPacer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rate float64
+		du   time.Duration
+		want uint64
+	}{{1, 2 * time.Second, 2}, {2.5, 2 * time.Second, 5}, {1000, time.Second, 1000}} {
+		p := newPacer(tc.rate)
+		if w, stop := p.Pace(0, 0); w != 0 || stop {
+			t.Fatalf("rate %g: first hit waits %s", tc.rate, w)
+		}
+		// Hits the attacker sends while elapsed <= du, each at its time.
+		var hits uint64
+		for elapsed := time.Duration(0); elapsed <= tc.du; {
+			w, stop := p.Pace(elapsed, hits)
+			if stop {
+				break
+			}
+			if w > 0 {
+				elapsed += w
+				continue
+			}
+			if elapsed < tc.du {
+				hits++
+			} else {
+				break
+			}
+		}
+		if hits != tc.want {
+			t.Fatalf("rate %g for %s: %d hits, want %d", tc.rate, tc.du, hits, tc.want)
+		}
 	}
 }

@@ -1,36 +1,35 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/certmill/certmill/pkg/profile"
 	"io"
-	"math/big"
-	mrand "math/rand/v2"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"golang.org/x/crypto/ocsp"
 
 	"github.com/certmill/certmill/pkg/config"
+	"github.com/certmill/certmill/pkg/profile"
 )
 
 // File is a scenario file.
 type File struct {
-	Target    Target     `yaml:"target"`
+	Target Target `yaml:"target"`
+	// Scenarios run one after the other. An entry with parallel: is a
+	// group whose scenarios run at the same time, as k6's scenarios do;
+	// start_time delays one within its group (k6's startTime).
 	Scenarios []Scenario `yaml:"scenarios"`
 }
 
@@ -39,26 +38,52 @@ type Target struct {
 	OCSP       string `yaml:"ocsp"`        // http://127.0.0.1:8081/manufacturing
 	CRL        string `yaml:"crl"`         // http://127.0.0.1:8082/manufacturing.crl
 	Signer     string `yaml:"signer"`      // http://127.0.0.1:8443
-	TokenFile  string `yaml:"token_file"`  // the tenant token, to learn what each certificate's status is
-	IssuerCert string `yaml:"issuer_cert"` // PEM
+	TokenFile  string `yaml:"token_file"`  // the tenant token: batches, revocations, and each certificate's status
+	IssuerCert string `yaml:"issuer_cert"` // PEM of the issuing CA the OCSP URL answers for
 	CertsDir   string `yaml:"certs_dir"`   // issued certificates to ask about
+	// Issuer and Profile name the signer's issuer (the one IssuerCert is
+	// the certificate of) and profile that batch and revoke scenarios get
+	// their certificates from. Default manufacturing and device.
+	Issuer  string `yaml:"issuer"`
+	Profile string `yaml:"profile"`
 }
 
-// Scenario is one open-loop attack.
+// Scenario is one open-loop attack, or a group of them (Parallel).
 type Scenario struct {
 	Name string `yaml:"name"`
-	// Kind is ocsp (GET requests about sampled certificates, Zipf) or crl
-	// (CDN pulls, most of them conditional).
-	Kind       string     `yaml:"kind"`
+	// Kind is ocsp (endpoints ask about sampled certificates, Zipf), crl
+	// (CDN pulls, most of them conditional), batch (a manufacturer posts
+	// batches of fresh CSRs) or revoke (a revocation storm on certificates
+	// issued for it before the clock starts).
+	Kind string `yaml:"kind"`
+	// Parallel makes this entry a group: its scenarios start together.
+	// A group has no kind or stages of its own and does not nest.
+	Parallel []Scenario `yaml:"parallel"`
+	// StartTime delays the scenario after its group starts. Default 0.
+	StartTime time.Duration `yaml:"start_time"`
+	// Stages hold constant arrival rates one after the other (requests,
+	// batches or revocations per second; fractions allowed).
 	Stages     []Stage    `yaml:"stages"`
-	Sample     int        `yaml:"sample"`       // certificates to ask about; default 1000
-	NeverIssue float64    `yaml:"never_issued"` // share of OCSP queries for serials never issued
 	Thresholds Thresholds `yaml:"thresholds"`
+	// Timeout bounds one request. Default 5s, 60s for batch.
+	Timeout time.Duration `yaml:"timeout"`
+
+	// ocsp
+	Sample     int     `yaml:"sample"`       // certificates to ask about; default 1000
+	NeverIssue float64 `yaml:"never_issued"` // share of queries for serials never issued
+	PostShare  float64 `yaml:"post_share"`   // share of queries sent by POST, the rest by GET; default 0
+	StormShare float64 `yaml:"storm_share"`  // share of queries about the revoke scenario's certificates in the same group
+
+	// batch
+	BatchSize int `yaml:"batch_size"` // CSRs per batch; default 100
+
+	// revoke
+	Reason string `yaml:"reason"` // RFC 5280 reason name; default keyCompromise
 }
 
 // Stage holds a constant arrival rate for a while.
 type Stage struct {
-	Rate     int           `yaml:"rate"` // requests per second
+	Rate     float64       `yaml:"rate"` // per second
 	Duration time.Duration `yaml:"duration"`
 }
 
@@ -66,30 +91,117 @@ type Stage struct {
 type Thresholds struct {
 	P99       time.Duration `yaml:"p99"`        // 0: none
 	ErrorRate float64       `yaml:"error_rate"` // errors and failed checks over requests
+	// RevokedWithin (revoke only) bounds, for every revocation, the time
+	// from the API's answer to the first OCSP answer that says revoked.
+	// Default 1s (DESIGN.md invariant 5).
+	RevokedWithin time.Duration `yaml:"revoked_within"`
 }
 
 const (
-	maxTotal = 5 * time.Minute // every run stops by itself
-	maxRate  = 50_000
+	maxTotal      = 5 * time.Minute // every run stops by itself
+	maxTimeout    = 2 * time.Minute
+	maxRate       = 50_000
+	maxBatchSize  = 10_000  // the signer's default max_csrs
+	maxCSRs       = 100_000 // made in advance, per scenario
+	maxRevocation = 10_000  // certificates issued for a storm
 )
+
+var kinds = map[string]bool{"ocsp": true, "crl": true, "batch": true, "revoke": true}
+
+// Defaults fills unset fields; config.Load calls it, and so does Run.
+func (f *File) Defaults() {
+	if f.Target.Issuer == "" {
+		f.Target.Issuer = "manufacturing"
+	}
+	if f.Target.Profile == "" {
+		f.Target.Profile = "device"
+	}
+	for i := range f.Scenarios {
+		defaultScenario(&f.Scenarios[i])
+		for j := range f.Scenarios[i].Parallel {
+			defaultScenario(&f.Scenarios[i].Parallel[j])
+		}
+	}
+}
+
+func defaultScenario(s *Scenario) {
+	if s.Kind == "" {
+		return
+	}
+	if s.Timeout == 0 {
+		s.Timeout = 5 * time.Second
+		if s.Kind == "batch" {
+			s.Timeout = time.Minute
+		}
+	}
+	if s.Kind == "ocsp" && s.Sample == 0 {
+		s.Sample = 1000
+	}
+	if s.Kind == "batch" && s.BatchSize == 0 {
+		s.BatchSize = 100
+	}
+	if s.Kind == "revoke" {
+		if s.Reason == "" {
+			s.Reason = "keyCompromise"
+		}
+		if s.Thresholds.RevokedWithin == 0 {
+			s.Thresholds.RevokedWithin = time.Second
+		}
+	}
+}
+
+// hits is how many requests a scenario's stages send at most.
+func (s Scenario) hits() int {
+	n := 0
+	for _, st := range s.Stages {
+		n += int(math.Ceil(st.Rate*st.Duration.Seconds())) + 1
+	}
+	return n
+}
+
+func (s Scenario) length() time.Duration {
+	d := s.StartTime
+	for _, st := range s.Stages {
+		d += st.Duration
+	}
+	return d
+}
 
 // Validate lists every problem.
 func (f *File) Validate() error {
 	var p config.Problems
 	total := time.Duration(0)
-	for i, s := range f.Scenarios {
-		if s.Kind != "ocsp" && s.Kind != "crl" {
-			p.Addf("scenarios[%d].kind: %q, want ocsp or crl", i, s.Kind)
-		}
-		if len(s.Stages) == 0 {
-			p.Addf("scenarios[%d].stages: at least one", i)
-		}
-		for _, st := range s.Stages {
-			if st.Rate < 1 || st.Rate > maxRate || st.Duration <= 0 {
-				p.Addf("scenarios[%d]: stage rate 1..%d and a positive duration", i, maxRate)
+	names := map[string]bool{}
+	for i, e := range f.Scenarios {
+		where := fmt.Sprintf("scenarios[%d]", i)
+		group := []Scenario{e}
+		if len(e.Parallel) > 0 {
+			if e.Kind != "" || len(e.Stages) > 0 {
+				p.Addf("%s: a parallel group has no kind or stages of its own", where)
 			}
-			total += st.Duration
+			group = e.Parallel
 		}
+		revokes, longest := 0, time.Duration(0)
+		for j, s := range group {
+			w := where
+			if len(e.Parallel) > 0 {
+				w = fmt.Sprintf("%s.parallel[%d]", where, j)
+			}
+			if s.Kind == "revoke" {
+				revokes++
+			}
+			f.validateScenario(&p, w, s, names)
+			longest = max(longest, s.length())
+		}
+		if revokes > 1 {
+			p.Addf("%s: at most one revoke scenario per group", where)
+		}
+		for j, s := range group {
+			if s.StormShare > 0 && revokes == 0 {
+				p.Addf("%s.parallel[%d]: storm_share needs a revoke scenario in the same parallel group", where, j)
+			}
+		}
+		total += longest
 	}
 	if total > maxTotal {
 		p.Addf("scenarios: %s in all, at most %s", total, maxTotal)
@@ -101,6 +213,88 @@ func (f *File) Validate() error {
 	}
 	return p.Err()
 }
+
+func (f *File) validateScenario(p *config.Problems, w string, s Scenario, names map[string]bool) {
+	if len(s.Parallel) > 0 {
+		p.Addf("%s: parallel groups do not nest", w)
+		return
+	}
+	if !kinds[s.Kind] {
+		p.Addf("%s.kind: %q, want ocsp, crl, batch or revoke", w, s.Kind)
+	}
+	if s.Name == "" || names[s.Name] {
+		p.Addf("%s.name: %q, want a name no other scenario has", w, s.Name)
+	}
+	names[s.Name] = true
+	if len(s.Stages) == 0 {
+		p.Addf("%s.stages: at least one", w)
+	}
+	for _, st := range s.Stages {
+		if !(st.Rate > 0 && st.Rate <= maxRate) || st.Duration <= 0 {
+			p.Addf("%s: stage rate above 0 and at most %d, and a positive duration", w, maxRate)
+		}
+	}
+	if s.StartTime < 0 || s.Timeout < 0 || s.Timeout > maxTimeout {
+		p.Addf("%s: start_time not negative, timeout at most %s", w, maxTimeout)
+	}
+	for _, v := range []float64{s.NeverIssue, s.PostShare, s.StormShare, s.Thresholds.ErrorRate} {
+		if v < 0 || v > 1 {
+			p.Addf("%s: shares and error rates lie in [0, 1]", w)
+			break
+		}
+	}
+	if s.NeverIssue+s.StormShare > 1 {
+		p.Addf("%s: never_issued + storm_share at most 1", w)
+	}
+	if s.Kind != "ocsp" && (s.NeverIssue != 0 || s.PostShare != 0 || s.StormShare != 0 || s.Sample != 0) {
+		p.Addf("%s: sample, never_issued, post_share and storm_share are for ocsp", w)
+	}
+	if s.Kind != "batch" && s.BatchSize != 0 {
+		p.Addf("%s: batch_size is for batch", w)
+	}
+	if s.Kind != "revoke" && (s.Reason != "" || s.Thresholds.RevokedWithin != 0) {
+		p.Addf("%s: reason and revoked_within are for revoke", w)
+	}
+	need := func(what, v string) {
+		if v == "" {
+			p.Addf("%s: kind %s needs target.%s", w, s.Kind, what)
+		}
+	}
+	switch s.Kind {
+	case "ocsp":
+		need("ocsp", f.Target.OCSP)
+		need("signer", f.Target.Signer)
+		need("token_file", f.Target.TokenFile)
+		need("issuer_cert", f.Target.IssuerCert)
+		need("certs_dir", f.Target.CertsDir)
+	case "crl":
+		need("crl", f.Target.CRL)
+	case "batch":
+		need("signer", f.Target.Signer)
+		need("token_file", f.Target.TokenFile)
+		if s.BatchSize < 1 || s.BatchSize > maxBatchSize {
+			p.Addf("%s.batch_size: 1 to %d", w, maxBatchSize)
+		} else if n := s.hits() * s.BatchSize; n > maxCSRs {
+			p.Addf("%s: %d CSRs to make in advance, at most %d: lower the rate, the durations or batch_size", w, n, maxCSRs)
+		}
+	case "revoke":
+		need("signer", f.Target.Signer)
+		need("token_file", f.Target.TokenFile)
+		need("ocsp", f.Target.OCSP)
+		need("issuer_cert", f.Target.IssuerCert)
+		if n := s.hits(); n > maxRevocation {
+			p.Addf("%s: %d revocations, at most %d", w, n, maxRevocation)
+		}
+		if _, ok := reasons[s.Reason]; s.Reason != "" && !ok {
+			p.Addf("%s.reason: %q is not an RFC 5280 reason for a leaf", w, s.Reason)
+		}
+	}
+}
+
+// reasons the signer accepts for a leaf (RFC 5280 §5.3.1 without
+// certificateHold, cACompromise and aACompromise).
+var reasons = map[string]bool{"unspecified": true, "keyCompromise": true, "affiliationChanged": true,
+	"superseded": true, "cessationOfOperation": true, "privilegeWithdrawn": true}
 
 func loopback(s string) bool {
 	u, err := url.Parse(s)
@@ -127,215 +321,301 @@ func Load(path string) (*File, error) {
 
 // Report is one scenario's outcome.
 type Report struct {
-	Name         string
-	Requests     uint64
-	Rate         float64
-	P50, P99     time.Duration
-	Errors       int
-	CheckFailed  int
-	ErrorRate    float64
-	Passed       bool
-	FailedReason string
+	Name         string        `json:"name"`
+	Kind         string        `json:"kind"`
+	Group        int           `json:"group"` // index in the file; scenarios of one parallel group share it
+	Requests     uint64        `json:"requests"`
+	Rate         float64       `json:"rate"` // answers per second
+	P50          time.Duration `json:"p50"`
+	P99          time.Duration `json:"p99"`
+	Max          time.Duration `json:"max"`
+	Errors       int           `json:"errors"`        // transport errors and 4xx/5xx
+	CheckFailed  int           `json:"checks_failed"` // answers that came back but were wrong
+	ErrorRate    float64       `json:"error_rate"`
+	Passed       bool          `json:"passed"`
+	FailedReason string        `json:"failed_reason,omitempty"`
+	Notes        []string      `json:"notes,omitempty"` // what the kind measured besides latency
+
+	scenario Scenario
+	start    time.Time     // the group's clock started
+	elapsed  time.Duration // from the first request to the last answer
+	samples  []sample      // every request, for the plots
+	extra    []sample      // a kind's own latencies (revoke: answer to OCSP revoked)
+	extraFor string        // what extra holds
 }
 
-// Run runs every scenario in turn.
-func Run(f *File) ([]Report, error) {
-	var out []Report
-	for _, s := range f.Scenarios {
-		var r Report
+// sample is one request: when it left (since its group started), how
+// long the answer took, and whether it failed.
+type sample struct {
+	at, lat time.Duration
+	failed  bool
+}
+
+func (r *Report) fail(format string, args ...any) {
+	r.Passed = false
+	if r.FailedReason != "" {
+		r.FailedReason += "; "
+	}
+	r.FailedReason += fmt.Sprintf(format, args...)
+}
+
+func (r *Report) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// kind is a scenario kind, ready to run: everything that must happen
+// before the clock starts (CSRs, certificates to revoke, statuses to
+// expect) has happened when it is made.
+type kind interface {
+	targeter() vegeta.Targeter
+	// check says whether an answer that came back without error is right.
+	// It is called from one goroutine per scenario.
+	check(*vegeta.Result) bool
+	// finish runs when every scenario of the group has stopped; it adds
+	// notes and fails the report on the kind's own thresholds.
+	finish(*Report)
+	workers() uint64
+}
+
+// env is what the scenarios of one run share.
+type env struct {
+	f     *File
+	runID string
+	hc    *http.Client
+
+	mu struct {
+		sync.Mutex
+		token  string
+		issuer *x509.Certificate
+		status map[string]int // serial hex -> OCSP status the ledger gives
+	}
+}
+
+func (e *env) token() (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mu.token == "" {
+		b, err := os.ReadFile(e.f.Target.TokenFile)
+		if err != nil {
+			return "", err
+		}
+		e.mu.token = strings.TrimSpace(string(b))
+	}
+	return e.mu.token, nil
+}
+
+func (e *env) issuer() (*x509.Certificate, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mu.issuer == nil {
+		c, err := profile.ReadCertificate(e.f.Target.IssuerCert)
+		if err != nil {
+			return nil, err
+		}
+		e.mu.issuer = c
+	}
+	return e.mu.issuer, nil
+}
+
+// Result is a whole run.
+type Result struct {
+	RunID   string    `json:"run_id"` // also the lot of every certificate the run issued
+	Started time.Time `json:"started"`
+	Reports []Report  `json:"reports"`
+}
+
+// Passed says whether every threshold held.
+func (r *Result) Passed() bool {
+	for _, x := range r.Reports {
+		if !x.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+// Run runs the scenarios in turn, the scenarios of a parallel group at once.
+func Run(f *File) (*Result, error) {
+	f.Defaults()
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	now := time.Now()
+	e := &env{f: f, runID: now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b),
+		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+	res := &Result{RunID: e.runID, Started: now}
+	for i, s := range f.Scenarios {
+		group := s.Parallel
+		if len(group) == 0 {
+			group = []Scenario{s}
+		}
+		reps, err := runGroup(e, i, group)
+		if err != nil {
+			return nil, err
+		}
+		res.Reports = append(res.Reports, reps...)
+	}
+	return res, nil
+}
+
+// runGroup prepares every scenario of a group, then runs them at once.
+func runGroup(e *env, gi int, group []Scenario) ([]Report, error) {
+	ks := make([]kind, len(group))
+	// The storm is made first: the OCSP scenarios beside it ask about its certificates.
+	order := make([]int, len(group))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return group[order[a]].Kind == "revoke" && group[order[b]].Kind != "revoke" })
+	var st *storm
+	for _, i := range order {
+		s := group[i]
+		var k kind
 		var err error
 		switch s.Kind {
 		case "ocsp":
-			r, err = runOCSP(f, s)
+			k, err = newOCSP(e, s, st)
 		case "crl":
-			r, err = runCRL(f, s)
+			k, err = newCRL(e, s)
+		case "batch":
+			k, err = newBatch(e, gi, s)
+		case "revoke":
+			st, err = newStorm(e, gi, s)
+			k = st
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
 		}
-		out = append(out, r)
+		ks[i] = k
 	}
-	return out, nil
+	reps := make([]Report, len(group))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, s := range group {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(s.StartTime)
+			reps[i] = attack(s, ks[i], start)
+			reps[i].Group = gi
+		}()
+	}
+	wg.Wait()
+	for _, i := range order { // the storm judges what the fleet saw before the fleet reports
+		ks[i].finish(&reps[i])
+	}
+	for i := range reps {
+		reps[i].verdict()
+	}
+	return reps, nil
 }
 
-// attack runs the stages with tr and feeds each result to check, which
-// returns false when the answer is wrong.
-func attack(s Scenario, tr vegeta.Targeter, check func(*vegeta.Result) bool) Report {
+// pacer holds rate per second; a fraction spaces the hits evenly. It is
+// vegeta's ConstantPacer one interval early: the first request of a
+// stage leaves at once, as with k6's arrival-rate executors, instead of
+// after 1/rate (a whole second at 1 batch/s).
+type pacer struct {
+	vegeta.ConstantPacer
+	interval time.Duration
+}
+
+func newPacer(rate float64) pacer {
+	c := vegeta.ConstantPacer{Freq: 1, Per: time.Duration(float64(time.Second) / rate)}
+	if rate == math.Trunc(rate) {
+		c = vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
+	}
+	return pacer{ConstantPacer: c, interval: c.Per / time.Duration(c.Freq)}
+}
+
+// Pace says how long to wait before the next hit.
+func (p pacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	return p.ConstantPacer.Pace(elapsed+p.interval, hits)
+}
+
+// attack runs the stages and checks each answer.
+func attack(s Scenario, k kind, start time.Time) Report {
 	var m vegeta.Metrics
-	rep := Report{Name: s.Name}
+	rep := Report{Name: s.Name, Kind: s.Kind, scenario: s, start: start}
+	tr := k.targeter()
 	for _, st := range s.Stages {
 		// An attacker stops itself after one attack: one per stage.
-		a := vegeta.NewAttacker(vegeta.Timeout(5*time.Second), vegeta.MaxWorkers(256), vegeta.KeepAlive(true), vegeta.Connections(64))
-		for res := range a.Attack(tr, vegeta.ConstantPacer{Freq: st.Rate, Per: time.Second}, st.Duration, s.Name) {
+		a := vegeta.NewAttacker(vegeta.Timeout(s.Timeout), vegeta.MaxWorkers(k.workers()), vegeta.KeepAlive(true), vegeta.Connections(64))
+		for res := range a.Attack(tr, newPacer(st.Rate), st.Duration, s.Name) {
 			m.Add(res)
+			failed := true
 			if res.Error != "" || res.Code >= 400 || res.Code == 0 {
 				rep.Errors++
-			} else if !check(res) {
+			} else if !k.check(res) {
 				rep.CheckFailed++
+			} else {
+				failed = false
 			}
+			rep.samples = append(rep.samples, sample{at: res.Timestamp.Sub(start), lat: res.Latency, failed: failed})
 		}
 	}
 	m.Close()
-	rep.Requests, rep.Rate = m.Requests, m.Throughput
-	rep.P50, rep.P99 = m.Latencies.P50, m.Latencies.P99
-	if rep.Requests > 0 {
-		rep.ErrorRate = float64(rep.Errors+rep.CheckFailed) / float64(rep.Requests)
+	rep.Requests, rep.Rate, rep.elapsed = m.Requests, m.Throughput, m.Duration+m.Wait
+	rep.P50, rep.P99, rep.Max = m.Latencies.P50, m.Latencies.P99, m.Latencies.Max
+	if rep.Errors > 0 && len(m.Errors) > 0 {
+		rep.note("first errors: %s", strings.Join(m.Errors[:min(3, len(m.Errors))], " | "))
 	}
 	rep.Passed = true
-	if th := s.Thresholds; th.P99 > 0 && rep.P99 > th.P99 {
-		rep.Passed, rep.FailedReason = false, fmt.Sprintf("p99 %s > %s", rep.P99, th.P99)
-	}
-	if rep.ErrorRate > s.Thresholds.ErrorRate {
-		rep.Passed = false
-		rep.FailedReason = strings.TrimPrefix(rep.FailedReason+"; ", "; ") + fmt.Sprintf("error rate %.4f > %.4f", rep.ErrorRate, s.Thresholds.ErrorRate)
-	}
 	return rep
 }
 
-// runOCSP asks about sampled certificates whose status it first learns
-// from the signer's API, and about never-issued serials (unknown).
-func runOCSP(f *File, s Scenario) (Report, error) {
-	issuer, err := profile.ReadCertificate(f.Target.IssuerCert)
-	if err != nil {
-		return Report{}, err
+// verdict applies the thresholds every kind has.
+func (r *Report) verdict() {
+	if r.Requests > 0 {
+		r.ErrorRate = float64(r.Errors+r.CheckFailed) / float64(r.Requests)
 	}
-	token, err := os.ReadFile(f.Target.TokenFile)
-	if err != nil {
-		return Report{}, err
+	th := r.scenario.Thresholds
+	if th.P99 > 0 && r.P99 > th.P99 {
+		r.fail("p99 %s > %s", r.P99.Round(time.Microsecond), th.P99)
 	}
-	files, _ := filepath.Glob(filepath.Join(f.Target.CertsDir, "*.pem"))
-	if s.Sample == 0 {
-		s.Sample = 1000
+	if r.ErrorRate > th.ErrorRate {
+		r.fail("error rate %.4f > %.4f", r.ErrorRate, th.ErrorRate)
 	}
-	expect := map[string]int{} // URL -> ocsp status
-	var urls []string
-	hc := &http.Client{Timeout: 5 * time.Second}
-	for _, file := range files {
-		if len(urls) >= s.Sample {
-			break
-		}
-		c, err := profile.ReadCertificate(file)
-		if err != nil || c.IsCA {
-			continue
-		}
-		status, err := ledgerStatus(hc, f.Target.Signer, strings.TrimSpace(string(token)), c.SerialNumber)
-		if err != nil {
-			return Report{}, err
-		}
-		u, err := ocspURL(f.Target.OCSP, c.SerialNumber, issuer)
-		if err != nil {
-			return Report{}, err
-		}
-		expect[u] = status
-		urls = append(urls, u)
+	if r.Requests == 0 {
+		r.fail("no request was sent")
 	}
-	if len(urls) == 0 {
-		return Report{}, errors.New("no certificates to ask about in " + f.Target.CertsDir)
-	}
-	var never []string
-	for range max(1, len(urls)/4) {
-		b := make([]byte, 16)
-		rand.Read(b)
-		b[0] = b[0]&0x7f | 0x40
-		u, _ := ocspURL(f.Target.OCSP, new(big.Int).SetBytes(b), issuer)
-		expect[u] = ocsp.Unknown
-		never = append(never, u)
-	}
-	var mu sync.Mutex
-	rng := mrand.New(mrand.NewPCG(7, 9))
-	zipf := mrand.NewZipf(rng, 1.1, 1, uint64(len(urls)-1))
-	tr := func(t *vegeta.Target) error {
-		mu.Lock()
-		defer mu.Unlock()
-		t.Method = "GET"
-		if rng.Float64() < s.NeverIssue {
-			t.URL = never[rng.IntN(len(never))]
-		} else {
-			t.URL = urls[zipf.Uint64()]
-		}
-		return nil
-	}
-	return attack(s, tr, func(r *vegeta.Result) bool {
-		resp, err := ocsp.ParseResponse(r.Body, issuer)
-		return err == nil && resp.Status == expect[r.URL]
-	}), nil
 }
 
-func ocspURL(base string, sn *big.Int, issuer *x509.Certificate) (string, error) {
-	der, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: sn}, issuer, nil)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(base, "/") + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(der)), nil
-}
-
-// ledgerStatus asks the signer's API what the ledger says of a serial.
-func ledgerStatus(hc *http.Client, signer, token string, sn *big.Int) (int, error) {
-	req, _ := http.NewRequest("GET", strings.TrimSuffix(signer, "/")+"/v1/certificates/"+fmt.Sprintf("%x", sn), nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var c struct {
-		Status string `json:"status"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&c); err != nil || resp.StatusCode != 200 {
-		return 0, fmt.Errorf("lookup %x: %d %v", sn, resp.StatusCode, err)
-	}
-	if c.Status == "revoked" {
-		return ocsp.Revoked, nil
-	}
-	return ocsp.Good, nil
-}
-
-// runCRL pulls the CRL as a CDN does: 9 of 10 requests conditional.
-func runCRL(f *File, s Scenario) (Report, error) {
-	resp, err := http.Get(f.Target.CRL)
-	if err != nil {
-		return Report{}, err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	first, err := x509.ParseRevocationList(body)
-	if err != nil {
-		return Report{}, fmt.Errorf("the CRL at %s does not parse: %w", f.Target.CRL, err)
-	}
-	etag := resp.Header.Get("ETag")
-	var n uint64
-	var mu sync.Mutex
-	tr := func(t *vegeta.Target) error {
-		mu.Lock()
-		n++
-		cond := n%10 != 0
-		mu.Unlock()
-		t.Method, t.URL = "GET", f.Target.CRL
-		t.Header = http.Header{}
-		if cond {
-			t.Header.Set("If-None-Match", etag)
-		}
-		return nil
-	}
-	return attack(s, tr, func(r *vegeta.Result) bool {
-		if r.Code == 304 {
-			return true
-		}
-		crl, err := x509.ParseRevocationList(r.Body)
-		return err == nil && crl.Number.Cmp(first.Number) >= 0 && bytes.Equal(crl.RawIssuer, first.RawIssuer)
-	}), nil
-}
-
-// PrintTable writes the summary.
+// PrintTable writes the summary, then each scenario's notes.
 func PrintTable(w io.Writer, reports []Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\treq/s\tp50\tp99\terrors\tchecks failed\tverdict\t")
+	fmt.Fprintln(tw, "scenario\tkind\trequests\treq/s\tp50\tp99\tmax\terrors\tchecks failed\tverdict\t")
 	for _, r := range reports {
-		verdict := "pass"
-		if !r.Passed {
-			verdict = "FAIL: " + r.FailedReason
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%d\t%d\t%s\t\n", r.Name, r.Requests, r.Rate, r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Errors, r.CheckFailed, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", r.Name, r.Kind, r.Requests, r.Rate, round(r.P50), round(r.P99), round(r.Max),
+			r.Errors, r.CheckFailed, r.verdictText())
 	}
 	tw.Flush()
+	for _, r := range reports {
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  %s: %s\n", r.Name, n)
+		}
+	}
 }
+
+func (r *Report) verdictText() string {
+	if r.Passed {
+		return "pass"
+	}
+	return "FAIL: " + r.FailedReason
+}
+
+// round keeps three significant figures or so: 1.234ms, 12.3ms, 1.23s.
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
+	}
+}
+
+// errExhausted stops an attack that asked for more than was made in advance.
+var errExhausted = errors.New("loadtest: more requests than were prepared before the clock started")
