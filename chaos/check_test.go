@@ -1,0 +1,200 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/certmill/certmill/crlgen"
+	"github.com/certmill/certmill/pkg/ledger"
+	"github.com/certmill/certmill/responder"
+)
+
+// streamView is the whole stream as the suite reads it back.
+type streamView struct {
+	state   *ledger.MemState
+	issued  map[string]int // "issuer/serial" -> issuance records
+	batches map[string]int // batch id -> issuance records
+	records int
+	last    uint64
+}
+
+func (v *streamView) Apply(es []ledger.Entry, last uint64) error {
+	for _, e := range es {
+		v.records++
+		if e.Err == nil && e.Record.Kind == ledger.KindIssued {
+			is := e.Record.Issued
+			v.issued[is.Issuer+"/"+ledger.SerialHex(is.Serial)]++
+			v.batches[is.BatchID]++
+		}
+	}
+	v.last = last
+	return v.state.Apply(es, last)
+}
+
+// readStream reads every record of the stream.
+func readStream(t *testing.T, l *ledger.Ledger) *streamView {
+	t.Helper()
+	v := &streamView{state: ledger.NewMemState(), issued: map[string]int{}, batches: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := l.Consume(ctx, 0, v, ledger.ConsumeOptions{CaughtUp: func(uint64) { cancel() }})
+	if err != nil && ctx.Err() == nil {
+		t.Fatalf("chaos: read the stream: %v", err)
+	}
+	return v
+}
+
+// responderView is what a responder must hold for the reference state.
+func responderView(ref map[string]ledger.Status) map[string]responder.Status {
+	m := map[string]responder.Status{}
+	for k, s := range ref {
+		var st responder.Status
+		if s.Issued != nil {
+			st.Issued, st.NotAfter = true, s.Issued.NotAfter
+		}
+		if s.Revoked != nil {
+			st.Revoked, st.RevokedAt, st.Reason = true, s.Revoked.Time, s.Revoked.Reason
+			st.NotAfter = max(st.NotAfter, s.Revoked.NotAfter)
+		}
+		m[k] = st
+	}
+	return m
+}
+
+// diffResponder counts the serials whose status differs.
+func diffResponder(t *testing.T, what string, got, want map[string]responder.Status) int {
+	bad := 0
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			if bad < 5 {
+				t.Errorf("%s: %s: got %+v (present %v), want %+v", what, k, g, ok, w)
+			}
+			bad++
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			if bad < 5 {
+				t.Errorf("%s: %s: not in the ledger", what, k)
+			}
+			bad++
+		}
+	}
+	return bad
+}
+
+// diffCRL counts the revocations crlgen holds wrongly or lacks.
+func diffCRL(t *testing.T, what string, got map[string]crlgen.Revocation, ref map[string]ledger.Status) int {
+	bad, want := 0, 0
+	for k, s := range ref {
+		if s.Revoked == nil {
+			continue
+		}
+		want++
+		g, ok := got[k]
+		if !ok || g.Time != s.Revoked.Time || g.Reason != s.Revoked.Reason {
+			if bad < 5 {
+				t.Errorf("%s: %s: got %+v (present %v), want time %d reason %d", what, k, g, ok, s.Revoked.Time, s.Revoked.Reason)
+			}
+			bad++
+		}
+	}
+	if len(got) != want {
+		t.Errorf("%s: %d revocations, the ledger has %d", what, len(got), want)
+		bad += max(len(got)-want, want-len(got))
+	}
+	return bad
+}
+
+// ocspStatus asks the responder at base about cert and verifies the
+// signature of the answer.
+func ocspStatus(base string, cert, issuer *x509.Certificate) (int, error) {
+	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.Post(base+"/manufacturing", "application/ocsp-request", bytes.NewReader(req))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return 0, err
+	}
+	r, err := ocsp.ParseResponseForCert(body, cert, issuer)
+	if err != nil {
+		return 0, err
+	}
+	return r.Status, nil
+}
+
+func parsePEM(t *testing.T, s string) *x509.Certificate {
+	t.Helper()
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		t.Fatalf("chaos: not PEM: %.40q", s)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsePEM(t, string(b))
+}
+
+// crlNumber fetches a CRL and returns its number (nil when none is
+// published yet).
+func crlNumber(u string) (*big.Int, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 404 {
+		return nil, nil
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	crl, err := x509.ParseRevocationList(b)
+	if err != nil {
+		return nil, err
+	}
+	return crl.Number, nil
+}
+
+func mustParse(t *testing.T, der []byte) *x509.Certificate {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
