@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,10 +27,15 @@ import (
 // run on the same HSM pool: per certificate, the CSR's signature check,
 // one HSM signature and the check of the result's signature.
 //
+// CERTMILL_SIGNER_BATCHES sets the batch sizes (comma-separated, default
+// 1,100,1000,10000); go run ./bench picks smaller ones for its quick run.
+//
 //	go test -run '^$' -bench Issue -benchtime 3x -count 3 ./signer/
 func BenchmarkIssue(b *testing.B) {
+	batches := benchBatches(b)
 	e := newEnv(b, nil)
-	const pool = 20000
+	// Twice the largest batch, so that no batch repeats a CSR.
+	pool := 2 * max(slices.Max(batches), 500)
 	csrs := make([]string, pool)
 	var wg sync.WaitGroup
 	var next atomic.Int64
@@ -36,7 +43,7 @@ func BenchmarkIssue(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := next.Add(1) - 1; i < pool; i = next.Add(1) - 1 {
+			for i := next.Add(1) - 1; i < int64(pool); i = next.Add(1) - 1 {
 				csrs[i] = deviceCSR(b, p256(b), fmt.Sprintf("MTR-%06d", i))
 			}
 		}()
@@ -96,7 +103,7 @@ func BenchmarkIssue(b *testing.B) {
 	})
 
 	used := 1
-	for _, n := range []int{1, 100, 1000, 10000} {
+	for _, n := range batches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
@@ -118,6 +125,23 @@ func BenchmarkIssue(b *testing.B) {
 			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-MiB")
 		})
 	}
+}
+
+// benchBatches is CERTMILL_SIGNER_BATCHES or 1, 100, 1000, 10000.
+func benchBatches(b *testing.B) []int {
+	v := os.Getenv("CERTMILL_SIGNER_BATCHES")
+	if v == "" {
+		return []int{1, 100, 1000, 10000}
+	}
+	var ns []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("CERTMILL_SIGNER_BATCHES=%q: want positive integers separated by commas", v)
+		}
+		ns = append(ns, n)
+	}
+	return ns
 }
 
 // peakRSS is VmHWM from /proc/self/status, in bytes.
