@@ -296,37 +296,28 @@ func TestShippedScenarioFiles(t *testing.T) {
 }
 
 // TestPacer: a stage's first request leaves at once and the stage sends
-// rate × duration requests, fractions too.
+// rate × duration requests, fractions too, under vegeta's attack loop.
 func TestPacer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		rate float64
-		du   time.Duration
+		st   Stage
 		want uint64
-	}{{1, 2 * time.Second, 2}, {2.5, 2 * time.Second, 5}, {1000, time.Second, 1000}} {
-		p := newPacer(tc.rate)
+	}{{Stage{1, 2 * time.Second}, 2}, {Stage{2.5, 2 * time.Second}, 5}, {Stage{1000, time.Second}, 1000}, {Stage{3, 1500 * time.Millisecond}, 5}} {
+		p := newPacer(tc.st)
 		if w, stop := p.Pace(0, 0); w != 0 || stop {
-			t.Fatalf("rate %g: first hit waits %s", tc.rate, w)
+			t.Fatalf("%+v: first hit waits %s", tc.st, w)
 		}
-		// Hits the attacker sends while elapsed <= du, each at its time.
+		// vegeta's loop: stop past the duration, else ask, sleep, send.
 		var hits uint64
-		for elapsed := time.Duration(0); elapsed <= tc.du; {
+		for elapsed := time.Duration(0); elapsed <= tc.st.Duration; hits++ {
 			w, stop := p.Pace(elapsed, hits)
 			if stop {
 				break
 			}
-			if w > 0 {
-				elapsed += w
-				continue
-			}
-			if elapsed < tc.du {
-				hits++
-			} else {
-				break
-			}
+			elapsed += w
 		}
 		if hits != tc.want {
-			t.Fatalf("rate %g for %s: %d hits, want %d", tc.rate, tc.du, hits, tc.want)
+			t.Fatalf("%+v: %d hits, want %d", tc.st, hits, tc.want)
 		}
 	}
 }

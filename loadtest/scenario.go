@@ -512,26 +512,33 @@ func runGroup(e *env, gi int, group []Scenario) ([]Report, error) {
 	return reps, nil
 }
 
-// pacer holds rate per second; a fraction spaces the hits evenly. It is
-// vegeta's ConstantPacer one interval early: the first request of a
-// stage leaves at once, as with k6's arrival-rate executors, instead of
-// after 1/rate (a whole second at 1 batch/s).
+// pacer holds rate per second for a stage; a fraction spaces the hits
+// evenly. It is vegeta's ConstantPacer one interval early, so that the
+// first request of a stage leaves at once, as with k6's arrival-rate
+// executors, instead of after 1/rate (a whole second at 1 batch/s); and
+// it stops before a hit that would leave at the stage's end (vegeta
+// sends the hit it slept for without looking at the clock again), so a
+// stage sends rate × duration requests.
 type pacer struct {
 	vegeta.ConstantPacer
-	interval time.Duration
+	interval, du time.Duration
 }
 
-func newPacer(rate float64) pacer {
-	c := vegeta.ConstantPacer{Freq: 1, Per: time.Duration(float64(time.Second) / rate)}
-	if rate == math.Trunc(rate) {
-		c = vegeta.ConstantPacer{Freq: int(rate), Per: time.Second}
+func newPacer(st Stage) pacer {
+	c := vegeta.ConstantPacer{Freq: 1, Per: time.Duration(float64(time.Second) / st.Rate)}
+	if st.Rate == math.Trunc(st.Rate) {
+		c = vegeta.ConstantPacer{Freq: int(st.Rate), Per: time.Second}
 	}
-	return pacer{ConstantPacer: c, interval: c.Per / time.Duration(c.Freq)}
+	return pacer{ConstantPacer: c, interval: c.Per / time.Duration(c.Freq), du: st.Duration}
 }
 
 // Pace says how long to wait before the next hit.
 func (p pacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	return p.ConstantPacer.Pace(elapsed+p.interval, hits)
+	wait, stop := p.ConstantPacer.Pace(elapsed+p.interval, hits)
+	if stop || time.Duration(hits)*p.interval >= p.du {
+		return 0, true
+	}
+	return wait, false
 }
 
 // attack runs the stages and checks each answer.
@@ -542,7 +549,7 @@ func attack(s Scenario, k kind, start time.Time) Report {
 	for _, st := range s.Stages {
 		// An attacker stops itself after one attack: one per stage.
 		a := vegeta.NewAttacker(vegeta.Timeout(s.Timeout), vegeta.MaxWorkers(k.workers()), vegeta.KeepAlive(true), vegeta.Connections(64))
-		for res := range a.Attack(tr, newPacer(st.Rate), st.Duration, s.Name) {
+		for res := range a.Attack(tr, newPacer(st), st.Duration, s.Name) {
 			m.Add(res)
 			failed := true
 			if res.Error != "" || res.Code >= 400 || res.Code == 0 {
