@@ -198,3 +198,52 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 	}
 	return c
 }
+
+// batchFigures are the checks of what clients received against the stream.
+type batchFigures struct {
+	attempts, received, lost, differ, twice, overIssued int
+}
+
+// checkBatches checks every certificate the clients received against the
+// stream: present, byte-identical, recorded once, and no batch issued
+// more than once.
+func checkBatches(t *testing.T, v *streamView, batches []*batchRun) batchFigures {
+	t.Helper()
+	var f batchFigures
+	for _, b := range batches {
+		f.attempts += b.attempts
+		if b.resp == nil {
+			continue
+		}
+		if b.resp.Issued != len(b.csrs) {
+			t.Errorf("batch %d: %d of %d issued: %+v", b.n, b.resp.Issued, len(b.csrs), b.resp.Results)
+		}
+		for _, r := range b.resp.Results {
+			if r.Certificate == "" {
+				continue
+			}
+			f.received++
+			cert := parsePEM(t, r.Certificate)
+			st := v.state.Get("manufacturing", cert.SerialNumber)
+			switch {
+			case st.Issued == nil:
+				f.lost++
+				t.Errorf("LOST: batch %d serial %s was answered but is not in the ledger", b.n, r.Serial)
+			case !bytes.Equal(st.Issued.DER, cert.Raw):
+				f.differ++
+				t.Errorf("batch %d serial %s: the ledger holds another certificate", b.n, r.Serial)
+			}
+		}
+		if got := v.batches[b.resp.BatchID]; got != len(b.resp.Results) {
+			f.overIssued++
+			t.Errorf("batch %d: %d issuance records in the ledger for %d CSRs", b.n, got, len(b.resp.Results))
+		}
+	}
+	for k, n := range v.issued {
+		if n > 1 {
+			f.twice++
+			t.Errorf("serial %s recorded %d times", k, n)
+		}
+	}
+	return f
+}

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"math/big"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -215,42 +214,7 @@ func TestSIGKILLSingleNode(t *testing.T) {
 	}
 	l := s.openLedger()
 	v := readStream(t, l)
-	received, lost, differ, twice, overIssued, attempts := 0, 0, 0, 0, 0, 0
-	for _, b := range batches {
-		attempts += b.attempts
-		if b.resp == nil {
-			continue
-		}
-		if b.resp.Issued != len(b.csrs) {
-			t.Errorf("batch %d: %d of %d issued: %+v", b.n, b.resp.Issued, len(b.csrs), b.resp.Results)
-		}
-		for _, r := range b.resp.Results {
-			if r.Certificate == "" {
-				continue
-			}
-			received++
-			cert := parsePEM(t, r.Certificate)
-			st := v.state.Get("manufacturing", cert.SerialNumber)
-			switch {
-			case st.Issued == nil:
-				lost++
-				t.Errorf("LOST: batch %d serial %s was answered but is not in the ledger", b.n, r.Serial)
-			case !slices.Equal(st.Issued.DER, cert.Raw):
-				differ++
-				t.Errorf("batch %d serial %s: the ledger holds another certificate", b.n, r.Serial)
-			}
-		}
-		if got := v.batches[b.resp.BatchID]; got != len(b.resp.Results) {
-			overIssued++
-			t.Errorf("batch %d: %d issuance records in the ledger for %d CSRs", b.n, got, len(b.resp.Results))
-		}
-	}
-	for k, n := range v.issued {
-		if n > 1 {
-			twice++
-			t.Errorf("serial %s recorded %d times", k, n)
-		}
-	}
+	f := checkBatches(t, v, batches)
 	revokedOK := 0
 	for _, sn := range revoked {
 		x, _ := new(big.Int).SetString(sn, 16)
@@ -386,10 +350,10 @@ chaos: SIGKILL on one node (profile %s, %s)
   OCSP checked                 %d revoked, %d good: %d wrong
   reader states                responder %d serials, crlgen %d revocations: %d differences (ledger and rebuild)
   CRL pulls                    %d, numbers backwards %d
-`, *profileName, elapsed.Round(time.Second), len(batches), attempts, received, len(revoked),
+`, *profileName, elapsed.Round(time.Second), len(batches), f.attempts, f.received, len(revoked),
 		s.signer.kills, self["signer.after-sign"], self["signer.after-ack"], self["signer.mid-answer"], s.signer.starts,
 		s.responder.kills, s.responder.starts, s.responder.exits, s.crlgen.kills, cself["crlgen.after-sign"], s.crlgen.starts, s.crlgen.exits,
-		natsKills, v.records, v.last, lost, differ, twice, overIssued, replayMismatch, lastAfter-lastBefore,
+		natsKills, v.records, v.last, f.lost, f.differ, f.twice, f.overIssued, replayMismatch, lastAfter-lastBefore,
 		len(revoked), ocspGood, ocspWrong, len(rs), len(cs), readerWrong, crlPulls, crlBackwards)
 	if s.signer.kills+self["signer.after-sign"]+self["signer.after-ack"]+self["signer.mid-answer"] == 0 {
 		t.Error("no fault was injected into the signer")
