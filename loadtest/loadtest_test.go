@@ -295,29 +295,39 @@ func TestShippedScenarioFiles(t *testing.T) {
 	}
 }
 
-// TestPacer: a stage's first request leaves at once and the stage sends
-// rate × duration requests, fractions too, under vegeta's attack loop.
+// TestPacer: each stage starts on time and sends from its first instant,
+// ceil(rate × duration) requests, under vegeta's attack loop.
 func TestPacer(t *testing.T) {
 	t.Parallel()
+	s := time.Second
 	for _, tc := range []struct {
-		st   Stage
-		want uint64
-	}{{Stage{1, 2 * time.Second}, 2}, {Stage{2.5, 2 * time.Second}, 5}, {Stage{1000, time.Second}, 1000}, {Stage{3, 1500 * time.Millisecond}, 5}} {
-		p := newPacer(tc.st)
-		if w, stop := p.Pace(0, 0); w != 0 || stop {
-			t.Fatalf("%+v: first hit waits %s", tc.st, w)
+		stages []Stage
+		want   []time.Duration // when each hit leaves
+	}{
+		{[]Stage{{1, 2 * s}, {4, s}}, []time.Duration{0, s, 2 * s, 2250 * time.Millisecond, 2500 * time.Millisecond, 2750 * time.Millisecond}},
+		{[]Stage{{2.5, s}}, []time.Duration{0, 400 * time.Millisecond, 800 * time.Millisecond}},
+		{[]Stage{{0.5, 3 * s}, {1, s}}, []time.Duration{0, 2 * s, 3 * s}},
+	} {
+		p := newStagedPacer(tc.stages)
+		var du time.Duration
+		for _, st := range tc.stages {
+			du += st.Duration
 		}
 		// vegeta's loop: stop past the duration, else ask, sleep, send.
-		var hits uint64
-		for elapsed := time.Duration(0); elapsed <= tc.st.Duration; hits++ {
-			w, stop := p.Pace(elapsed, hits)
+		var got []time.Duration
+		for elapsed := time.Duration(0); elapsed <= du; {
+			w, stop := p.Pace(elapsed, uint64(len(got)))
 			if stop {
 				break
 			}
 			elapsed += w
+			got = append(got, elapsed)
 		}
-		if hits != tc.want {
-			t.Fatalf("%+v: %d hits, want %d", tc.st, hits, tc.want)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%v: hits at %v, want %v", tc.stages, got, tc.want)
 		}
+	}
+	if n := newStagedPacer([]Stage{{1000, s}, {200, 3 * s}}).total; n != 1600 {
+		t.Errorf("total %d, want 1600", n)
 	}
 }

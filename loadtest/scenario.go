@@ -150,14 +150,8 @@ func defaultScenario(s *Scenario) {
 	}
 }
 
-// hits is how many requests a scenario's stages send at most.
-func (s Scenario) hits() int {
-	n := 0
-	for _, st := range s.Stages {
-		n += int(math.Ceil(st.Rate*st.Duration.Seconds())) + 1
-	}
-	return n
-}
+// hits is how many requests a scenario's stages send.
+func (s Scenario) hits() int { return int(newStagedPacer(s.Stages).total) }
 
 func (s Scenario) length() time.Duration {
 	d := s.StartTime
@@ -512,55 +506,69 @@ func runGroup(e *env, gi int, group []Scenario) ([]Report, error) {
 	return reps, nil
 }
 
-// pacer holds rate per second for a stage; a fraction spaces the hits
-// evenly. It is vegeta's ConstantPacer one interval early, so that the
-// first request of a stage leaves at once, as with k6's arrival-rate
-// executors, instead of after 1/rate (a whole second at 1 batch/s); and
-// it stops before a hit that would leave at the stage's end (vegeta
-// sends the hit it slept for without looking at the clock again), so a
-// stage sends rate × duration requests.
-type pacer struct {
-	vegeta.ConstantPacer
-	interval, du time.Duration
+// stagedPacer sends a scenario's stages on one schedule: stage i starts
+// at the sum of the durations before it, whatever the answers do, and
+// sends at its rate from its first instant (as k6's arrival-rate
+// executors do; vegeta's ConstantPacer waits one interval first, a whole
+// second at 1 batch/s), ceil(rate × duration) requests in all.
+type stagedPacer struct {
+	stages []Stage
+	start  []time.Duration // when each stage starts
+	first  []uint64        // hits before each stage
+	total  uint64
 }
 
-func newPacer(st Stage) pacer {
-	c := vegeta.ConstantPacer{Freq: 1, Per: time.Duration(float64(time.Second) / st.Rate)}
-	if st.Rate == math.Trunc(st.Rate) {
-		c = vegeta.ConstantPacer{Freq: int(st.Rate), Per: time.Second}
+func newStagedPacer(stages []Stage) *stagedPacer {
+	p := &stagedPacer{stages: stages}
+	var at time.Duration
+	for _, st := range stages {
+		p.start = append(p.start, at)
+		p.first = append(p.first, p.total)
+		p.total += uint64(math.Ceil(st.Rate*st.Duration.Seconds() - 1e-9))
+		at += st.Duration
 	}
-	return pacer{ConstantPacer: c, interval: c.Per / time.Duration(c.Freq), du: st.Duration}
+	return p
 }
 
-// Pace says how long to wait before the next hit.
-func (p pacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
-	wait, stop := p.ConstantPacer.Pace(elapsed+p.interval, hits)
-	if stop || time.Duration(hits)*p.interval >= p.du {
+// Pace says how long to wait before the next hit, or to stop.
+func (p *stagedPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	if hits >= p.total {
 		return 0, true
 	}
-	return wait, false
+	i := len(p.stages) - 1
+	for i > 0 && hits < p.first[i] {
+		i--
+	}
+	next := p.start[i] + time.Duration(float64(hits-p.first[i])/p.stages[i].Rate*float64(time.Second))
+	return max(next-elapsed, 0), false
+}
+
+// Rate is the rate of the stage at elapsed.
+func (p *stagedPacer) Rate(elapsed time.Duration) float64 {
+	for i := len(p.stages) - 1; i >= 0; i-- {
+		if elapsed >= p.start[i] {
+			return p.stages[i].Rate
+		}
+	}
+	return 0
 }
 
 // attack runs the stages and checks each answer.
 func attack(s Scenario, k kind, start time.Time) Report {
 	var m vegeta.Metrics
 	rep := Report{Name: s.Name, Kind: s.Kind, scenario: s, start: start}
-	tr := k.targeter()
-	for _, st := range s.Stages {
-		// An attacker stops itself after one attack: one per stage.
-		a := vegeta.NewAttacker(vegeta.Timeout(s.Timeout), vegeta.MaxWorkers(k.workers()), vegeta.KeepAlive(true), vegeta.Connections(64))
-		for res := range a.Attack(tr, newPacer(st), st.Duration, s.Name) {
-			m.Add(res)
-			failed := true
-			if res.Error != "" || res.Code >= 400 || res.Code == 0 {
-				rep.Errors++
-			} else if !k.check(res) {
-				rep.CheckFailed++
-			} else {
-				failed = false
-			}
-			rep.samples = append(rep.samples, sample{at: res.Timestamp.Sub(start), lat: res.Latency, failed: failed})
+	a := vegeta.NewAttacker(vegeta.Timeout(s.Timeout), vegeta.MaxWorkers(k.workers()), vegeta.KeepAlive(true), vegeta.Connections(64))
+	for res := range a.Attack(k.targeter(), newStagedPacer(s.Stages), s.length()-s.StartTime, s.Name) {
+		m.Add(res)
+		failed := true
+		if res.Error != "" || res.Code >= 400 || res.Code == 0 {
+			rep.Errors++
+		} else if !k.check(res) {
+			rep.CheckFailed++
+		} else {
+			failed = false
 		}
+		rep.samples = append(rep.samples, sample{at: res.Timestamp.Sub(start), lat: res.Latency, failed: failed})
 	}
 	m.Close()
 	rep.Requests, rep.Rate, rep.elapsed = m.Requests, m.Throughput, m.Duration+m.Wait
