@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"image/png"
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -292,6 +294,32 @@ func TestShippedScenarioFiles(t *testing.T) {
 				t.Errorf("%s: no %s scenario", p, k)
 			}
 		}
+	}
+}
+
+// TestWriteReport: a run leaves a Markdown summary, JSON and a PNG that decodes.
+func TestWriteReport(t *testing.T) {
+	t.Parallel()
+	f := &File{Target: Target{CRL: crlServer(t)}, Scenarios: []Scenario{{Name: "crl", Kind: "crl", Stages: []Stage{{Rate: 50, Duration: time.Second}}}}}
+	res, err := Run(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := WriteReport(dir, "x.yaml", res); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if !strings.Contains(string(md), "| crl | 0 | crl |") || !strings.Contains(string(md), "plot.png") {
+		t.Fatalf("summary.md:\n%s", md)
+	}
+	pf, err := os.Open(filepath.Join(dir, "plot.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	if _, err := png.Decode(pf); err != nil {
+		t.Fatal(err)
 	}
 }
 

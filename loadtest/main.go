@@ -7,10 +7,11 @@
 // batch must give each CSR a certificate for its own key, a revocation
 // must show in OCSP in time and never turn back to good.
 //
-//	go run ./loadtest -scenarios loadtest/scenarios/ci.yaml
+//	go run ./loadtest -scenarios loadtest/scenarios/ci.yaml -out loadtest/out
 //
-// It prints a summary table and exits 1 when a threshold fails, 2 when it
-// could not run.
+// It prints a summary table, writes summary.md, summary.json and
+// plot.png (latency and rate per second) into a folder of its own under
+// -out, and exits 1 when a threshold fails, 2 when it could not run.
 // Load goes only to loopback addresses, and every run is bounded in time
 // and in the number of requests.
 package main
@@ -19,10 +20,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 func main() {
 	path := flag.String("scenarios", "loadtest/scenarios/ci.yaml", "scenario file (YAML)")
+	out := flag.String("out", "loadtest/out", "folder for each run's report (a folder per run)")
 	flag.Parse()
 	f, err := Load(*path)
 	if err != nil {
@@ -35,6 +39,12 @@ func main() {
 		os.Exit(2)
 	}
 	PrintTable(os.Stdout, res.Reports)
+	dir := filepath.Join(*out, res.RunID+"-"+strings.TrimSuffix(filepath.Base(*path), filepath.Ext(*path)))
+	if err := WriteReport(dir, *path, res); err != nil {
+		fmt.Fprintf(os.Stderr, "loadtest: report: %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Printf("loadtest: report in %s (summary.md, plot.png)\n", dir)
 	if !res.Passed() {
 		fmt.Fprintln(os.Stderr, "loadtest: a threshold failed")
 		os.Exit(1)
