@@ -310,7 +310,7 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
-	if !strings.Contains(string(md), "| crl | 0 | crl |") || !strings.Contains(string(md), "plot.png") {
+	if !strings.Contains(string(md), "| crl | 0 | crl | 50 | 0 |") || !strings.Contains(string(md), "plot.png") {
 		t.Fatalf("summary.md:\n%s", md)
 	}
 	pf, err := os.Open(filepath.Join(dir, "plot.png"))

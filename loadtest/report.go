@@ -45,10 +45,10 @@ func markdown(scenarioFile string, res *Result) string {
 	fmt.Fprintf(&b, "# certmill load test %s: %s\n\n", res.RunID, verdict)
 	fmt.Fprintf(&b, "Scenario file `%s`, started %s. Certificates this run issued carry the lot `%s`.\n\n",
 		scenarioFile, res.Started.UTC().Format(time.RFC3339), res.RunID)
-	b.WriteString("| scenario | group | kind | requests | req/s | p50 | p99 | max | errors | checks failed | verdict |\n")
-	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| scenario | group | kind | requests | dropped | req/s | p50 | p99 | max | errors | checks failed | verdict |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range res.Reports {
-		fmt.Fprintf(&b, "| %s | %d | %s | %d | %.1f | %s | %s | %s | %d | %d | %s |\n", r.Name, r.Group, r.Kind, r.Requests, r.Rate,
+		fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %.1f | %s | %s | %s | %d | %d | %s |\n", r.Name, r.Group, r.Kind, r.Requests, r.Dropped, r.Rate,
 			round(r.P50), round(r.P99), round(r.Max), r.Errors, r.CheckFailed, r.verdictText())
 	}
 	b.WriteString("\nScenarios with the same group ran at the same time.\n\n## Notes and thresholds\n\n")

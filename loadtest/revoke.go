@@ -166,21 +166,35 @@ func (st *storm) ask(c *stormCert) (int, error) {
 	return r.Status, nil
 }
 
+// waitGood asks about every certificate, 8 at a time, until OCSP says
+// good for each, for at most within plus 2ms per certificate.
 func (st *storm) waitGood(within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for _, c := range st.certs {
-		for {
-			s, err := st.ask(c)
-			if err == nil && s == ocsp.Good {
-				break
+	deadline := time.Now().Add(within + time.Duration(len(st.certs))*2*time.Millisecond)
+	var next atomic.Int64
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(st.certs); i = int(next.Add(1)) - 1 {
+				c := st.certs[i]
+				for {
+					s, err := st.ask(c)
+					if err == nil && s == ocsp.Good {
+						break
+					}
+					if time.Now().After(deadline) {
+						errs[w] = fmt.Errorf("OCSP did not say good for the new certificate %s in time (status %d, %v)", c.hex, s, err)
+						return
+					}
+					time.Sleep(pollEvery)
+				}
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("OCSP did not say good for the new certificate %s within %s (status %d, %v)", c.hex, within, s, err)
-			}
-			time.Sleep(pollEvery)
-		}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // pick chooses a storm certificate for the fleet to ask about: half the

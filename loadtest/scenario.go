@@ -319,7 +319,8 @@ type Report struct {
 	Kind         string        `json:"kind"`
 	Group        int           `json:"group"` // index in the file; scenarios of one parallel group share it
 	Requests     uint64        `json:"requests"`
-	Rate         float64       `json:"rate"` // answers per second
+	Dropped      uint64        `json:"dropped"` // planned but not sent: the generator fell behind (k6's dropped_iterations)
+	Rate         float64       `json:"rate"`    // answers per second
 	P50          time.Duration `json:"p50"`
 	P99          time.Duration `json:"p99"`
 	Max          time.Duration `json:"max"`
@@ -558,7 +559,8 @@ func attack(s Scenario, k kind, start time.Time) Report {
 	var m vegeta.Metrics
 	rep := Report{Name: s.Name, Kind: s.Kind, scenario: s, start: start}
 	a := vegeta.NewAttacker(vegeta.Timeout(s.Timeout), vegeta.MaxWorkers(k.workers()), vegeta.KeepAlive(true), vegeta.Connections(64))
-	for res := range a.Attack(k.targeter(), newStagedPacer(s.Stages), s.length()-s.StartTime, s.Name) {
+	p := newStagedPacer(s.Stages)
+	for res := range a.Attack(k.targeter(), p, s.length()-s.StartTime, s.Name) {
 		m.Add(res)
 		failed := true
 		if res.Error != "" || res.Code >= 400 || res.Code == 0 {
@@ -572,6 +574,12 @@ func attack(s Scenario, k kind, start time.Time) Report {
 	}
 	m.Close()
 	rep.Requests, rep.Rate, rep.elapsed = m.Requests, m.Throughput, m.Duration+m.Wait
+	if m.Requests < p.total {
+		// Open loop means the planned rate is offered whatever the
+		// answers do; when the machine cannot even send it, say so.
+		rep.Dropped = p.total - m.Requests
+		rep.note("%d of %d planned requests not sent: the load generator fell behind (a saturated machine); the rate was not offered", rep.Dropped, p.total)
+	}
 	rep.P50, rep.P99, rep.Max = m.Latencies.P50, m.Latencies.P99, m.Latencies.Max
 	if rep.Errors > 0 && len(m.Errors) > 0 {
 		rep.note("first errors: %s", strings.Join(m.Errors[:min(3, len(m.Errors))], " | "))
@@ -600,9 +608,9 @@ func (r *Report) verdict() {
 // PrintTable writes the summary, then each scenario's notes.
 func PrintTable(w io.Writer, reports []Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tkind\trequests\treq/s\tp50\tp99\tmax\terrors\tchecks failed\tverdict\t")
+	fmt.Fprintln(tw, "scenario\tkind\trequests\tdropped\treq/s\tp50\tp99\tmax\terrors\tchecks failed\tverdict\t")
 	for _, r := range reports {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", r.Name, r.Kind, r.Requests, r.Rate, round(r.P50), round(r.P99), round(r.Max),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", r.Name, r.Kind, r.Requests, r.Dropped, r.Rate, round(r.P50), round(r.P99), round(r.Max),
 			r.Errors, r.CheckFailed, r.verdictText())
 	}
 	tw.Flush()
