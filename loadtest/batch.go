@@ -163,13 +163,13 @@ type batchKind struct {
 }
 
 // newBatch makes every CSR and request body before the clock starts.
-func newBatch(e *env, gi int, s Scenario) (*batchKind, error) {
+func newBatch(e *env, tag string, s Scenario) (*batchKind, error) {
 	token, err := e.token()
 	if err != nil {
 		return nil, err
 	}
 	nb := s.hits()
-	devs, err := makeDevices(fmt.Sprintf("lt-%s-g%d", e.runID, gi), nb*s.BatchSize)
+	devs, err := makeDevices(fmt.Sprintf("lt-%s-%s", e.runID, tag), nb*s.BatchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func newBatch(e *env, gi int, s Scenario) (*batchKind, error) {
 		b := devs[i*s.BatchSize : (i+1)*s.BatchSize]
 		k.batches = append(k.batches, b)
 		k.bodies = append(k.bodies, batchBody(e.runID, b))
-		k.keys = append(k.keys, fmt.Sprintf("loadtest-%s-g%d-%d", e.runID, gi, i))
+		k.keys = append(k.keys, fmt.Sprintf("loadtest-%s-%s-%d", e.runID, tag, i))
 	}
 	return k, nil
 }

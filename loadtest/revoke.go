@@ -82,7 +82,7 @@ type storm struct {
 	obs []observation
 }
 
-func newStorm(e *env, gi int, s Scenario) (*storm, error) {
+func newStorm(e *env, tag string, s Scenario) (*storm, error) {
 	token, err := e.token()
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func newStorm(e *env, gi int, s Scenario) (*storm, error) {
 		hc: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	st.body, _ = json.Marshal(map[string]string{"reason": s.Reason})
 	n := s.hits()
-	devs, err := makeDevices(fmt.Sprintf("lt-%s-g%d", e.runID, gi), n)
+	devs, err := makeDevices(fmt.Sprintf("lt-%s-%s", e.runID, tag), n)
 	if err != nil {
 		return nil, err
 	}

@@ -467,6 +467,7 @@ func runGroup(e *env, gi int, group []Scenario) ([]Report, error) {
 	var st *storm
 	for _, i := range order {
 		s := group[i]
+		tag := fmt.Sprintf("g%d.%d", gi, i) // names the scenario's devices and keys within the run
 		var k kind
 		var err error
 		switch s.Kind {
@@ -475,9 +476,9 @@ func runGroup(e *env, gi int, group []Scenario) ([]Report, error) {
 		case "crl":
 			k, err = newCRL(e, s)
 		case "batch":
-			k, err = newBatch(e, gi, s)
+			k, err = newBatch(e, tag, s)
 		case "revoke":
-			st, err = newStorm(e, gi, s)
+			st, err = newStorm(e, tag, s)
 			k = st
 		}
 		if err != nil {
