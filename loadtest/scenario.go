@@ -555,13 +555,18 @@ func (p *stagedPacer) Rate(elapsed time.Duration) float64 {
 	return 0
 }
 
+// dropGrace is how late the last requests may leave before they count as dropped.
+const dropGrace = 250 * time.Millisecond
+
 // attack runs the stages and checks each answer.
 func attack(s Scenario, k kind, start time.Time) Report {
 	var m vegeta.Metrics
 	rep := Report{Name: s.Name, Kind: s.Kind, scenario: s, start: start}
 	a := vegeta.NewAttacker(vegeta.Timeout(s.Timeout), vegeta.MaxWorkers(k.workers()), vegeta.KeepAlive(true), vegeta.Connections(64))
 	p := newStagedPacer(s.Stages)
-	for res := range a.Attack(k.targeter(), p, s.length()-s.StartTime, s.Name) {
+	// The pacer stops after the planned hits; vegeta also stops at the
+	// duration, and would drop a last hit that is a few ms late.
+	for res := range a.Attack(k.targeter(), p, s.length()-s.StartTime+dropGrace, s.Name) {
 		m.Add(res)
 		failed := true
 		if res.Error != "" || res.Code >= 400 || res.Code == 0 {
@@ -579,7 +584,8 @@ func attack(s Scenario, k kind, start time.Time) Report {
 		// Open loop means the planned rate is offered whatever the
 		// answers do; when the machine cannot even send it, say so.
 		rep.Dropped = p.total - m.Requests
-		rep.note("%d of %d planned requests not sent: the load generator fell behind (a saturated machine); the rate was not offered", rep.Dropped, p.total)
+		rep.note("%d of %d planned requests not sent by %s after the schedule's end: the load generator fell behind (a saturated machine), the rate was not offered",
+			rep.Dropped, p.total, dropGrace)
 	}
 	rep.P50, rep.P99, rep.Max = m.Latencies.P50, m.Latencies.P99, m.Latencies.Max
 	if rep.Errors > 0 && len(m.Errors) > 0 {
