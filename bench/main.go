@@ -1,47 +1,69 @@
 // Command bench measures certmill's components next to their ceilings in
 // one run and writes a Markdown report with PNG plots.
 //
-//	go run ./bench -profile quick -out bench/out      # CI-sized, about a minute
-//	go run ./bench -profile full  -out docs/bench     # the committed report
+//	go run ./bench -profile quick -out bench/out      # CI-sized, under 3 minutes on 2 cores
+//	go run ./bench -profile full  -out docs/bench     # the committed report (make bench)
 //
-// Every figure is the median of -runs runs; every component is reported as
-// a ratio of a ceiling measured in the same run on the same machine.
+// It measures its own ceilings in-process (Go's P-256 and RSA-2048
+// signatures, SoftHSM2 through pkg/hsm's session pool, Pebble gets of
+// present and absent keys and bloom filter tests on a store laid out as
+// the responder's) and runs the packages' own benchmarks (go test -bench)
+// as subprocesses with sizes the profile picks; each of those measures
+// its component next to its ceiling in the same process. Every figure is
+// the median of several runs of this one sitting; nothing is carried over
+// from an earlier run.
 package main
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/certmill/certmill/pkg/hsm"
-	"github.com/certmill/certmill/pkg/secret"
-	"github.com/certmill/certmill/pkg/softhsm"
 )
 
+// profile is how big and how long each measurement is.
 type profile struct {
-	dur        time.Duration
+	// Signature ceilings and the HSM pool: runs of sigDur per point.
+	sigDur     time.Duration
 	runs       int
 	pools      []int
 	goroutines []int
+	// Store ceilings: runs of storeDur per figure, at each ocspCerts size.
+	storeDur time.Duration
+
+	// Component benchmarks: each go test run has -count count.
+	count         int
+	ledgerTime    string // -benchtime of BenchmarkCommit
+	signerTime    string // -benchtime of BenchmarkIssue (a batch slower than this runs once per count)
+	signerBatches []int
+	crlEntries    []int
+	deltaTime     string // -benchtime of BenchmarkDeltaCRL
+	getTime       string // -benchtime of BenchmarkConditionalGET
+	ocspCerts     []int  // store sizes, one BenchmarkOCSP run each
+	ocspRequests  int    // requests per measured round
+	freshness     int    // -count of BenchmarkRevocationFreshness (1,000 revocations each); 0 skips it
 }
 
 var profiles = map[string]profile{
-	"quick": {dur: 300 * time.Millisecond, runs: 3, pools: []int{1, 2, 4, 8}, goroutines: []int{1, 2, 4, 8, 16}},
-	"full":  {dur: 2 * time.Second, runs: 5, pools: []int{1, 2, 4, 8}, goroutines: []int{1, 2, 3, 4, 6, 8, 12, 16}},
+	"quick": {
+		sigDur: 150 * time.Millisecond, runs: 3, pools: []int{1, 2, 4}, goroutines: []int{1, 2, 4, 8},
+		storeDur: 150 * time.Millisecond,
+		count:    3, ledgerTime: "300ms", signerTime: "300ms", signerBatches: []int{1, 10, 100, 1000},
+		crlEntries: []int{1000, 10_000, 100_000}, deltaTime: "10x", getTime: "300ms",
+		ocspCerts: []int{20_000, 100_000, 300_000}, ocspRequests: 20_000, freshness: 0,
+	},
+	"full": {
+		sigDur: time.Second, runs: 3, pools: []int{1, 2, 4, 8}, goroutines: []int{1, 2, 4, 8, 16},
+		storeDur: time.Second,
+		count:    5, ledgerTime: "2s", signerTime: "2s", signerBatches: []int{1, 10, 100, 1000, 10_000},
+		crlEntries: []int{10_000, 100_000, 300_000, 1_000_000}, deltaTime: "20x", getTime: "2s",
+		ocspCerts: []int{1_000_000, 2_000_000, 5_000_000, 10_000_000}, ocspRequests: 200_000, freshness: 5,
+	},
 }
 
 func main() {
@@ -53,171 +75,137 @@ func main() {
 		log.Fatalf("bench: unknown profile %q (quick or full)", *prof)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
-		log.Fatal(err)
+		log.Fatalf("bench: %v", err)
 	}
-	r := &report{profile: *prof, p: p, out: *out}
-	if err := r.hsmPool(); err != nil {
-		log.Fatalf("bench: %v\nhint: make setup installs SoftHSM2", err)
+	root, err := moduleRoot()
+	if err != nil {
+		log.Fatalf("bench: %v\nhint: run it from the repository, go run ./bench", err)
 	}
+	tmp, err := os.MkdirTemp("", "certmill-bench-")
+	if err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+	defer os.RemoveAll(tmp)
+	logs, err := os.Create(filepath.Join(*out, "bench.log"))
+	if err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+	defer logs.Close()
+	log.SetOutput(io.MultiWriter(os.Stderr, logs))
+
+	r := &report{profile: *prof, p: p, out: *out, started: time.Now(), env: environment(root), ocsp: map[int]*run{}, store: map[int]*storeCeiling{}}
+	rn := &runner{root: root, tmp: tmp, bins: map[string]string{}, logs: logs}
+	if err := r.measure(rn); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+	r.took = time.Since(r.started)
 	if err := r.write(); err != nil {
-		log.Fatal(err)
+		log.Fatalf("bench: %v", err)
 	}
-	fmt.Printf("bench: report in %s\n", filepath.Join(*out, "report.md"))
-}
-
-// rate signs for d across g goroutines and returns signatures per second.
-func rate(s crypto.Signer, g int, d time.Duration) (float64, error) {
-	digest := sha256.Sum256([]byte("certmill bench"))
-	var n atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range g {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				if _, err := s.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				n.Add(1)
-			}
-		}()
+	log.Printf("bench: report in %s (%s)", filepath.Join(*out, "report.md"), r.took.Round(time.Second))
+	if fails := r.failures(); len(fails) > 0 {
+		log.Fatalf("bench: %d measurement(s) failed; the report says which:\n  %s", len(fails), strings.Join(fails, "\n  "))
 	}
-	wg.Wait()
-	if err, ok := firstErr.Load().(error); ok {
-		return 0, err
-	}
-	return float64(n.Load()) / time.Since(start).Seconds(), nil
 }
 
-// median of runs measurements of f.
-func median(runs int, f func() (float64, error)) (float64, error) {
-	var xs []float64
-	for range runs {
-		x, err := f()
-		if err != nil {
-			return 0, err
-		}
-		xs = append(xs, x)
-	}
-	slices.Sort(xs)
-	return xs[len(xs)/2], nil
-}
-
-type series struct {
-	name string
-	x    []int
-	y    []float64
-}
-
-type report struct {
-	profile string
-	p       profile
-	out     string
-	hsm     []series
-	rawBest float64
-	hsmBest float64
-	bestAt  string
-}
-
-func (r *report) hsmPool() error {
-	dir, err := os.MkdirTemp("", "certmill-bench-")
-	if err != nil {
+// measure makes every measurement in order, each ceiling next to the
+// component it bounds. A component benchmark that fails is reported, and
+// the others still run; a ceiling that fails stops the run.
+func (r *report) measure(rn *runner) error {
+	p := r.p
+	if err := r.section("build the test binaries", func() error {
+		return rn.build("./pkg/ledger/", "./signer/", "./crlgen/", "./responder/")
+	}); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	if _, err := softhsm.Use(dir); err != nil {
+	if err := r.section("signature ceilings and the HSM pool", func() (err error) {
+		r.sig, err = measureSignatures(p)
+		if err != nil {
+			return fmt.Errorf("%w\nhint: make setup installs SoftHSM2", err)
+		}
+		return r.hsmPlot()
+	}); err != nil {
 		return err
 	}
-	raw, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	s := series{name: "Go crypto/ecdsa P-256 (ceiling)"}
-	for _, g := range r.p.goroutines {
-		v, err := median(r.p.runs, func() (float64, error) { return rate(raw, g, r.p.dur) })
-		if err != nil {
-			return err
-		}
-		s.x, s.y = append(s.x, g), append(s.y, v)
-		r.rawBest = max(r.rawBest, v)
-		log.Printf("go p256 g=%d: %.0f sig/s", g, v)
-	}
-	r.hsm = append(r.hsm, s)
-
-	pin := secret.New([]byte("bench-pin"))
-	module := hsm.FindSoftHSM2()
-	if err := hsm.InitToken(module, "bench", secret.New([]byte("bench-so")), pin); err != nil {
-		return err
-	}
-	for i, pool := range r.p.pools {
-		h, err := hsm.OpenPIN(hsm.Config{Module: module, Token: "bench", Sessions: pool, SessionWait: 10 * time.Second}, pin, nil)
-		if err != nil {
-			return err
-		}
-		var k *hsm.Key
-		if i == 0 {
-			k, err = h.GenerateKey("bench-p256", hsm.ECDSAP256)
-		} else {
-			k, err = h.Key("bench-p256")
-		}
-		if err != nil {
-			return err
-		}
-		s := series{name: fmt.Sprintf("SoftHSM2, pool of %d", pool)}
-		for _, g := range r.p.goroutines {
-			v, err := median(r.p.runs, func() (float64, error) { return rate(k, g, r.p.dur) })
+	r.section("ledger", func() error {
+		r.ledger = rn.run(goTest{pkg: "./pkg/ledger/", bench: "^BenchmarkCommit$", benchtime: p.ledgerTime, count: p.count})
+		return nil
+	})
+	r.section("signer", func() error {
+		r.signer = rn.run(goTest{pkg: "./signer/", bench: "^BenchmarkIssue$", benchtime: p.signerTime, count: p.count,
+			env: []string{"CERTMILL_SIGNER_BATCHES=" + joinInts(p.signerBatches)}})
+		return nil
+	})
+	r.section("CRL generator", func() error {
+		r.crlFull = rn.run(goTest{pkg: "./crlgen/", bench: "^BenchmarkFullCRL$", benchtime: "1x", count: p.count,
+			env: []string{"CERTMILL_CRL_ENTRIES=" + joinInts(p.crlEntries)}})
+		r.crlDelta = rn.run(goTest{pkg: "./crlgen/", bench: "^BenchmarkDeltaCRL$", benchtime: p.deltaTime, count: p.count})
+		r.crlGet = rn.run(goTest{pkg: "./crlgen/", bench: "^BenchmarkConditionalGET$", benchtime: p.getTime, count: p.count})
+		return nil
+	})
+	if err := r.section("OCSP responder and its store", func() error {
+		for _, n := range p.ocspCerts {
+			log.Printf("bench: store ceiling, %d keys", n)
+			sc, err := measureStore(n, p)
 			if err != nil {
-				return err
+				return fmt.Errorf("store ceiling at %d keys: %w", n, err)
 			}
-			s.x, s.y = append(s.x, g), append(s.y, v)
-			if v > r.hsmBest {
-				r.hsmBest, r.bestAt = v, fmt.Sprintf("pool %d, %d goroutines", pool, g)
-			}
-			log.Printf("softhsm pool=%d g=%d: %.0f sig/s", pool, g, v)
+			log.Printf("bench: store of %d keys (loaded in %s): present gets %.0f/s, absent gets %.0f/s, bloom tests %.0f/s",
+				n, sc.load.Round(time.Millisecond), sc.present, sc.absent, sc.bf)
+			r.store[n] = sc
+			r.ocsp[n] = rn.run(goTest{pkg: "./responder/", bench: "^BenchmarkOCSP$", benchtime: strconv.Itoa(p.ocspRequests) + "x", count: p.count,
+				env: []string{"CERTMILL_OCSP_CERTS=" + strconv.Itoa(n)}})
 		}
-		r.hsm = append(r.hsm, s)
-		h.Close()
+		return nil
+	}); err != nil {
+		return err
 	}
-	return plotLines(filepath.Join(r.out, "hsm-pool.png"), "P-256 signatures through the PKCS#11 session pool",
-		"goroutines signing at once", "signatures/s", r.hsm)
+	if p.freshness > 0 {
+		r.section("revocation freshness", func() error {
+			r.fresh = rn.run(goTest{pkg: "./responder/", bench: "^BenchmarkRevocationFreshness$", benchtime: "1x", count: p.freshness})
+			return nil
+		})
+	}
+	return nil
 }
 
-func (r *report) write() error {
-	var b strings.Builder
-	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	cpu := cpuModel()
-	fmt.Fprintf(&b, "# certmill benchmark report\n\n")
-	fmt.Fprintf(&b, "Profile `%s`: median of %d runs of %s each. Commit `%s`, %s, %d cores, %s, %s.\n\n",
-		r.profile, r.p.runs, r.p.dur, strings.TrimSpace(string(commit)), cpu, runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "Made again with `go run ./bench -profile %s -out %s`.\n\n", r.profile, r.out)
-	fmt.Fprintf(&b, "## Headline\n\n| component | measured | ceiling | ratio |\n|---|---:|---:|---:|\n")
-	fmt.Fprintf(&b, "| HSM P-256 signatures/s (best: %s) | %.0f | %.0f (Go P-256, same cores) | %.2f |\n\n", r.bestAt, r.hsmBest, r.rawBest, r.hsmBest/r.rawBest)
-	fmt.Fprintf(&b, "## HSM session pool\n\n![signatures per second against goroutines](hsm-pool.png)\n\n")
-	fmt.Fprintf(&b, "| series |")
-	for _, g := range r.p.goroutines {
-		fmt.Fprintf(&b, " g=%d |", g)
-	}
-	fmt.Fprintf(&b, "\n|---|%s\n", strings.Repeat("---:|", len(r.p.goroutines)))
-	for _, s := range r.hsm {
-		fmt.Fprintf(&b, "| %s |", s.name)
-		for _, v := range s.y {
-			fmt.Fprintf(&b, " %.0f |", v)
-		}
-		fmt.Fprintln(&b)
-	}
-	return os.WriteFile(filepath.Join(r.out, "report.md"), []byte(b.String()), 0o644)
+// section runs f and notes how long it took.
+func (r *report) section(name string, f func() error) error {
+	log.Printf("bench: -- %s", name)
+	start := time.Now()
+	err := f()
+	r.sections = append(r.sections, timing{name, time.Since(start)})
+	return err
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
+type timing struct {
+	name string
+	took time.Duration
+}
+
+func joinInts(ns []int) string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, strconv.Itoa(n))
+	}
+	return strings.Join(s, ",")
+}
+
+// moduleRoot is the nearest folder above the working directory with a
+// go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
 	if err != nil {
-		return runtime.GOARCH
+		return "", err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
 		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
 	}
-	return runtime.GOARCH
 }
