@@ -44,16 +44,11 @@ fuzz-short:
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=2m
 
-## bench: the benchmarks, with their ceilings measured in the same run.
+## bench: every component next to its ceiling in one run, and the report
+## with its plots in docs/bench (about 20 minutes on 2 cores).
+## BENCH_PROFILE=quick BENCH_OUT=bench/out is the CI-sized run (under 3 minutes).
 bench: setup
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./pkg/hsm/ ./pkg/ledger/ | tee bench.out
-	$(GO) test -run '^$$' -bench 'Issue/(floor|lint)' -benchtime 5000x -count 3 ./signer/ | tee -a bench.out
-	$(GO) test -run '^$$' -bench 'Issue/batch' -benchtime 2x -count 3 -timeout 30m ./signer/ | tee -a bench.out
-	$(GO) test -run '^$$' -bench 'FullCRL' -benchtime 1x -count 3 -timeout 40m ./crlgen/ | tee -a bench.out
-	$(GO) test -run '^$$' -bench 'DeltaCRL' -benchtime 20x -count 3 ./crlgen/ | tee -a bench.out
-	$(GO) test -run '^$$' -bench 'ConditionalGET' -count 3 ./crlgen/ | tee -a bench.out
-	$(GO) test -run '^$$' -bench 'OCSP' -benchtime 300000x -count 3 ./responder/ | tee -a bench.out
-	$(GO) run ./bench -profile quick -out bench/out
+	$(GO) run ./bench -profile $(or $(BENCH_PROFILE),full) -out $(or $(BENCH_OUT),docs/bench)
 
 ## loadtest: the short load profile against certmill-dev on the demo's state
 ## (make demo first); SCENARIOS=file picks another scenario file.
