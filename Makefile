@@ -45,7 +45,7 @@ fuzz:
 	$(MAKE) fuzz-short FUZZTIME=2m
 
 ## bench: every component next to its ceiling in one run, and the report
-## with its plots in docs/bench (about 20 minutes on 2 cores).
+## with its plots in docs/bench (about 25 minutes on 2 cores).
 ## BENCH_PROFILE=quick BENCH_OUT=bench/out is the CI-sized run (under 3 minutes).
 bench: setup
 	$(GO) run ./bench -profile $(or $(BENCH_PROFILE),full) -out $(or $(BENCH_OUT),docs/bench)
