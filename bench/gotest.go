@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -153,8 +154,9 @@ func parse(r io.Reader, echo io.Writer) (results []result, raw []string) {
 // runner builds each package's test binary once and runs it in the
 // package's folder, with a temporary folder of its own per run.
 type runner struct {
-	root string // module root
-	tmp  string // removed at the end
+	ctx  context.Context // cancelled: kill the running test binary, run no more
+	root string          // module root
+	tmp  string          // removed at the end
 	bins map[string]string
 	logs io.Writer // the full output of every run
 }
@@ -163,7 +165,7 @@ type runner struct {
 // they compile and link in parallel.
 func (r *runner) build(pkgs ...string) error {
 	dir := filepath.Join(r.tmp, "bin")
-	cmd := exec.Command("go", append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
+	cmd := exec.CommandContext(r.ctx, "go", append([]string{"test", "-c", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = r.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go test -c: %v\n%s", err, out)
@@ -193,7 +195,11 @@ func (r *runner) run(t goTest) *run {
 		return out
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.Command(bin, "-test.run", "^$", "-test.bench", t.bench, "-test.benchtime", t.benchtime,
+	if err := r.ctx.Err(); err != nil {
+		out.err = fmt.Errorf("%s: not run: %w", t.command(), err)
+		return out
+	}
+	cmd := exec.CommandContext(r.ctx, bin, "-test.run", "^$", "-test.bench", t.bench, "-test.benchtime", t.benchtime,
 		"-test.count", strconv.Itoa(t.count), "-test.timeout", "60m", "-test.v")
 	cmd.Dir = filepath.Join(r.root, t.pkg)
 	cmd.Env = childEnv(tmp, t.env)

@@ -15,14 +15,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -66,46 +69,68 @@ var profiles = map[string]profile{
 	},
 }
 
-func main() {
+func main() { os.Exit(bench()) }
+
+// bench does the work of main and returns the exit code, so that the
+// deferred clean-ups run.
+func bench() int {
 	prof := flag.String("profile", "quick", "quick (CI) or full")
 	out := flag.String("out", "bench/out", "folder for report.md and the plots")
 	flag.Parse()
 	p, ok := profiles[*prof]
 	if !ok {
-		log.Fatalf("bench: unknown profile %q (quick or full)", *prof)
+		log.Printf("bench: unknown profile %q\nhint: -profile quick (CI) or -profile full", *prof)
+		return 2
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
-		log.Fatalf("bench: %v", err)
+		log.Printf("bench: %v", err)
+		return 1
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		log.Fatalf("bench: %v\nhint: run it from the repository, go run ./bench", err)
+		log.Printf("bench: %v\nhint: run it from the repository, go run ./bench", err)
+		return 1
 	}
 	tmp, err := os.MkdirTemp("", "certmill-bench-")
 	if err != nil {
-		log.Fatalf("bench: %v", err)
+		log.Printf("bench: %v", err)
+		return 1
 	}
 	defer os.RemoveAll(tmp)
 	logs, err := os.Create(filepath.Join(*out, "bench.log"))
 	if err != nil {
-		log.Fatalf("bench: %v", err)
+		log.Printf("bench: %v", err)
+		return 1
 	}
 	defer logs.Close()
 	log.SetOutput(io.MultiWriter(os.Stderr, logs))
+	// On an interrupt the running benchmark is killed, and the temporary
+	// folders (stores of up to millions of certificates) go with it.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	r := &report{profile: *prof, p: p, out: *out, started: time.Now(), env: environment(root), ocsp: map[int]*run{}, store: map[int]*storeCeiling{}}
-	rn := &runner{root: root, tmp: tmp, bins: map[string]string{}, logs: logs}
-	if err := r.measure(rn); err != nil {
-		log.Fatalf("bench: %v", err)
+	rn := &runner{ctx: ctx, root: root, tmp: tmp, bins: map[string]string{}, logs: logs}
+	err = r.measure(rn)
+	if ctx.Err() != nil {
+		log.Printf("bench: interrupted; no report written")
+		return 1
+	}
+	if err != nil {
+		log.Printf("bench: %v", err)
+		return 1
 	}
 	r.took = time.Since(r.started)
 	if err := r.write(); err != nil {
-		log.Fatalf("bench: %v", err)
+		log.Printf("bench: %v", err)
+		return 1
 	}
 	log.Printf("bench: report in %s (%s)", filepath.Join(*out, "report.md"), r.took.Round(time.Second))
 	if fails := r.failures(); len(fails) > 0 {
-		log.Fatalf("bench: %d measurement(s) failed; the report says which:\n  %s", len(fails), strings.Join(fails, "\n  "))
+		log.Printf("bench: %d measurement(s) failed; the report says which:\n  %s", len(fails), strings.Join(fails, "\n  "))
+		return 1
 	}
+	return 0
 }
 
 // measure makes every measurement in order, each ceiling next to the
@@ -145,6 +170,9 @@ func (r *report) measure(rn *runner) error {
 	})
 	if err := r.section("OCSP responder and its store", func() error {
 		for _, n := range p.ocspCerts {
+			if rn.ctx.Err() != nil {
+				return rn.ctx.Err()
+			}
 			log.Printf("bench: store ceiling, %d keys", n)
 			sc, err := measureStore(n, p)
 			if err != nil {

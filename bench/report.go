@@ -201,7 +201,7 @@ func (r *report) write() error {
 	w("| commit | `%s` |\n", r.env.commit)
 	w("| machine | %s, %d cores, %s, %s |\n", r.env.cpu, runtime.NumCPU(), r.env.mem, r.env.kernel)
 	w("| Go | %s %s/%s |\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	w("| HSM | %s (SoftHSM2 %s) through pkg/hsm |\n", "SoftHSM2", r.env.softhsm)
+	w("| HSM | SoftHSM2 %s through pkg/hsm (PKCS#11, crypto11) |\n", r.env.softhsm)
 	var mods []string
 	for _, m := range slices.Sorted(maps.Keys(r.env.modules)) {
 		mods = append(mods, m+" "+r.env.modules[m])
