@@ -205,9 +205,10 @@ func BenchmarkOCSP(b *testing.B) {
 }
 
 // settle waits, up to five minutes, until the store has run no compaction
-// for half a second: the load leaves a backlog that would otherwise take
-// the cores from the server being measured, which a responder that has
-// run for a while does not have.
+// for half a second: the load may leave a backlog that would take the
+// cores from the server being measured, which a responder that has run
+// for a while does not have. Up to 300k certificates it waits 0.5-0.7 s
+// here, so the backlog is small at those sizes.
 func settle(db *pebble.DB) time.Duration {
 	start := time.Now()
 	for quiet := 0; quiet < 5 && time.Since(start) < 5*time.Minute; time.Sleep(100 * time.Millisecond) {
