@@ -23,10 +23,14 @@ func TestClusterLeaderKill(t *testing.T) {
 	cl := ledgertest.NewCluster(t)
 	lc := ledger.Config{URL: cl.URL(), MonitorURLs: cl.MonitorURLs(), Replicas: 3}
 	s := newSite(t, lc, "")
-	s.signer.supervise(t)
-	defer s.signer.stop()
-	if _, err := ready(s.signerURL, time.Minute); err != nil {
-		t.Fatal(err)
+	for _, x := range []*proc{s.signer, s.responder} {
+		x.supervise(t)
+		defer x.stop()
+	}
+	for _, u := range []string{s.signerURL, s.responderURL} {
+		if _, err := ready(u, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l := s.openLedger()
 	batches := make([]*batchRun, p.clusterBatch)
@@ -47,6 +51,9 @@ func TestClusterLeaderKill(t *testing.T) {
 			for b := range work {
 				t0 := time.Now()
 				submit(t, c, b, 3*time.Minute)
+				if d := time.Since(t0); d > 20*time.Second {
+					t.Logf("batch %d (%s) took %s over %d attempts", b.n, b.key, d.Round(time.Millisecond), b.attempts)
+				}
 				mu.Lock()
 				slowest = max(slowest, time.Since(t0))
 				mu.Unlock()
@@ -74,15 +81,27 @@ func TestClusterLeaderKill(t *testing.T) {
 	close(work)
 	workers.Wait()
 	elapsed := time.Since(start)
+	t0 := time.Now()
 	v := readStream(t, l)
+	readBack := time.Since(t0)
 	f := checkBatches(t, v, batches)
+	// The responder followed the stream across the leader's death.
+	t0 = time.Now()
+	if err := caughtUp(s.responderURL, v.last, 30*time.Second); err != nil {
+		t.Errorf("the responder did not follow the cluster: %v", err)
+	}
+	responderLag := time.Since(t0)
+	if readBack > 20*time.Second {
+		t.Errorf("reading the stream back took %s: a consumer stalled after the leader's death", readBack)
+	}
 	t.Logf(`
 chaos: stream leader SIGKILLed in a three-node cluster, R3 (profile %s, %s)
   batches submitted            %d (%d attempts), certificates received %d
   leaders SIGKILLed            %d %v
   slowest batch                %s (across the leader elections, retries included)
-  ledger records checked       %d
+  ledger records checked       %d, read back in %s; the responder had applied them all %s after the last batch
   lost certificates            %d; differing %d; serials twice %d; batches issued more than once %d
 `, *profileName, elapsed.Round(time.Second), len(batches), f.attempts, f.received, len(killed), killed,
-		slowest.Round(time.Millisecond), v.records, f.lost, f.differ, f.twice, f.overIssued)
+		slowest.Round(time.Millisecond), v.records, readBack.Round(time.Millisecond), (readBack + responderLag).Round(time.Millisecond),
+		f.lost, f.differ, f.twice, f.overIssued)
 }

@@ -314,6 +314,19 @@ type site struct {
 func newSite(t *testing.T, lc ledger.Config, faults string) *site {
 	t.Helper()
 	s := &site{t: t, dir: t.TempDir(), ledger: lc}
+	if keep := os.Getenv("CHAOS_LOGS"); keep != "" {
+		// Keep the services' logs of this trial for a post-mortem.
+		t.Cleanup(func() {
+			logs, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
+			dst := filepath.Join(keep, t.Name())
+			os.MkdirAll(dst, 0o700)
+			for _, f := range logs {
+				if b, err := os.ReadFile(f); err == nil {
+					os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o600)
+				}
+			}
+		})
+	}
 	s.h = ceremonytest.New(t, fmt.Sprintf("c%d", time.Now().UnixNano()%1e9))
 	_, self, _, _ := runtime.Caller(0)
 	src, err := os.ReadFile(filepath.Join(filepath.Dir(self), "../configs/issuers.yaml"))

@@ -69,41 +69,83 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 	if err != nil {
 		return fmt.Errorf("ledger: consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * opts.MaxBatch))
+	// Short pull expiry and heartbeats: a consumer that a cluster lost
+	// (its server killed, the stream's leader moved) is noticed and made
+	// again within seconds rather than after the 30 s defaults, which is
+	// what keeps a reader within the one-second freshness goal.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*opts.MaxBatch), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("ledger: consume: %w", err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	type next struct {
+		m   jetstream.Msg
+		err error
+	}
+	msgs := make(chan next, opts.MaxBatch)
+	go func() {
+		for {
+			m, err := it.Next()
+			msgs <- next{m, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
 
 	buf := make([]Entry, 0, opts.MaxBatch)
 	applied := from
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		last := buf[len(buf)-1].Seq
+		if err := a.Apply(buf, last); err != nil {
+			return fmt.Errorf("ledger: apply up to %d: %w", last, err)
+		}
+		applied = last
+		buf = buf[:0]
+		check(applied)
+		return nil
+	}
+	// A short idle flush: the server's pending count is a hint, not a
+	// promise (after a cluster's leader changes it can stay above zero),
+	// so what has arrived is applied as soon as the stream goes quiet.
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
 	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		var n next
+		select {
+		case n = <-msgs:
+		case <-idle.C:
+			if err := flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		if n.err != nil {
+			if ctx.Err() != nil || errors.Is(n.err, jetstream.ErrMsgIteratorClosed) {
 				return ctx.Err()
 			}
-			return fmt.Errorf("ledger: consume: %w", err)
+			return fmt.Errorf("ledger: consume: %w", n.err)
 		}
-		md, err := m.Metadata()
+		md, err := n.m.Metadata()
 		if err != nil {
 			return fmt.Errorf("ledger: consume: metadata: %w", err)
 		}
 		if md.Sequence.Stream <= applied {
 			continue // delivered again after a consumer reset
 		}
-		r, derr := Decode(m.Data())
+		r, derr := Decode(n.m.Data())
 		buf = append(buf, Entry{Seq: md.Sequence.Stream, Time: md.Timestamp, Record: r, Err: derr})
 		if md.NumPending == 0 || len(buf) == cap(buf) {
-			last := buf[len(buf)-1].Seq
-			if err := a.Apply(buf, last); err != nil {
-				return fmt.Errorf("ledger: apply up to %d: %w", last, err)
+			if err := flush(); err != nil {
+				return err
 			}
-			applied = last
-			buf = buf[:0]
-			check(applied)
+		} else {
+			idle.Reset(20 * time.Millisecond)
 		}
 	}
 }

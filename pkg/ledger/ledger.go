@@ -484,7 +484,19 @@ func (l *Ledger) Revoke(ctx context.Context, r Revoked) (first Revoked, already 
 }
 
 func (l *Ledger) lastRecord(ctx context.Context, subject string) (Record, uint64, error) {
-	raw, err := l.stream.GetLastMsgForSubject(ctx, subject)
+	// A direct get goes to any replica; one that is restarting may take the
+	// request and never answer. Each attempt is bounded by AckTimeout and
+	// the next may reach another replica.
+	var raw *jetstream.RawStreamMsg
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
+		raw, err = l.stream.GetLastMsgForSubject(actx, subject)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Record{}, 0, ErrNotFound
 	}
