@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/golang-lru/v2"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/crypto/ocsp"
 
@@ -93,6 +94,7 @@ func BenchmarkOCSP(b *testing.B) {
 	diskBytes := dirSize(dir)
 	r := &Responder{cfg: &Config{ResponseValidity: time.Hour, ResponderValidity: 48 * time.Hour, MaxRequestBytes: 4096}, log: slog.New(slog.DiscardHandler), st: st}
 	st.onChange = r.forget
+	r.unknown, _ = lru.New[cacheKey, *answer](50_000) // the default unknown_cache
 	is, err := loadIssuerFrom(caCert, caKey)
 	if err != nil {
 		b.Fatal(err)
@@ -131,10 +133,13 @@ func BenchmarkOCSP(b *testing.B) {
 	b.Logf("population %d (1 %% revoked) loaded in %s, compactions settled %s later; store %.1f bytes/certificate on disk",
 		n, load.Round(time.Millisecond), settled.Round(time.Millisecond), float64(diskBytes)/float64(n))
 	var warm onceEach
+	// fresh: the never-issued fifth of the requests are new serials every
+	// time (an attacker's flood), so each one is signed at request time.
 	for _, tc := range []struct {
-		name string
-		srv  *fasthttp.Server
-	}{{"static", static}, {fmt.Sprintf("responder/certs=%d", n), r.srv}} {
+		name  string
+		srv   *fasthttp.Server
+		fresh bool
+	}{{"static", static, false}, {fmt.Sprintf("responder/certs=%d", n), r.srv, false}, {fmt.Sprintf("responder-fresh-unknown/certs=%d", n), r.srv, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -172,6 +177,14 @@ func BenchmarkOCSP(b *testing.B) {
 				}
 				wg.Wait()
 			})
+			var fresh [][]byte
+			if tc.fresh {
+				fresh = make([][]byte, b.N/5+1)
+				for i := range fresh {
+					sn, _ := serial.New()
+					fresh[i], _ = ocsp.CreateRequest(&x509.Certificate{SerialNumber: sn}, caCert, &ocsp.RequestOptions{Hash: crypto.SHA1})
+				}
+			}
 			b.SetParallelism(32) // 64 goroutines on 2 cores: 64 connections
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -185,6 +198,9 @@ func BenchmarkOCSP(b *testing.B) {
 				for pb.Next() {
 					mu.Lock()
 					body := reqs[next%pool]
+					if tc.fresh && next%5 == 0 {
+						body = fresh[next/5]
+					}
 					next++
 					mu.Unlock()
 					req.SetBody(body)
@@ -200,7 +216,7 @@ func BenchmarkOCSP(b *testing.B) {
 				mu.Unlock()
 			})
 			b.StopTimer()
-			if tc.srv == r.srv {
+			if tc.srv == r.srv && !tc.fresh {
 				b.ReportMetric(float64(diskBytes)/float64(n), "disk-B/cert")
 				b.ReportMetric(float64(rssBytes()-baseRSS)/float64(n), "rss-B/cert")
 			}

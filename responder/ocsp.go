@@ -215,6 +215,11 @@ func (r *Responder) answer(is *issuer, req *ocsp.Request) (*answer, error) {
 			return a, nil
 		}
 	}
+	if r.unknown != nil {
+		if a, ok := r.unknown.Get(k); ok && now.Before(a.staleAt) {
+			return a, nil
+		}
+	}
 	before := r.changes.Load()
 	st, known, err := r.st.get(is.name, sn)
 	if err != nil {
@@ -244,12 +249,16 @@ func (r *Responder) answer(is *issuer, req *ocsp.Request) (*answer, error) {
 	sum := sha256.Sum256(der)
 	a := &answer{der: der, thisUpdate: this, nextUpdate: tmpl.NextUpdate, staleAt: this.Add(r.cfg.ResponseValidity / 2),
 		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, lastMod: this.Format(httpDate), expires: tmpl.NextUpdate.UTC().Format(httpDate)}
-	if known { // never-issued serials are not cached: a flood of them must not fill memory
-		r.cacheMu.RLock()
-		if r.changes.Load() == before {
+	// Answers about never-issued serials go to the bounded cache: a flood
+	// of them must not fill memory.
+	r.cacheMu.RLock()
+	if r.changes.Load() == before {
+		if known {
 			r.cache.Store(k, a)
+		} else if r.unknown != nil {
+			r.unknown.Add(k, a)
 		}
-		r.cacheMu.RUnlock()
 	}
+	r.cacheMu.RUnlock()
 	return a, nil
 }

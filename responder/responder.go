@@ -39,6 +39,7 @@ import (
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/serial"
 	"github.com/certmill/certmill/pkg/service"
+	"github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -68,6 +69,12 @@ type Config struct {
 	// state would fall behind revocations) instead of failing mid-write.
 	// Default 64 MiB.
 	MinFreeBytes uint64 `yaml:"min_free_bytes"`
+	// UnknownCache is how many signed "unknown" answers (serials never
+	// issued) are kept, least recently used first out, about 1 KiB each: a
+	// broken fleet that keeps asking about the same wrong serials is
+	// answered from memory, while a flood of fresh random serials cannot
+	// grow it. Default 50,000; -1 turns it off.
+	UnknownCache int `yaml:"unknown_cache"`
 }
 
 // Defaults fills unset fields.
@@ -91,6 +98,9 @@ func (c *Config) Defaults() {
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = 64 << 20
+	}
+	if c.UnknownCache == 0 {
+		c.UnknownCache = 50_000
 	}
 }
 
@@ -158,7 +168,8 @@ type Responder struct {
 	owned   []func()
 	issuers []*issuer
 	caught  atomic.Bool
-	cache   sync.Map // cacheKey -> *answer
+	cache   sync.Map                      // cacheKey -> *answer
+	unknown *lru.Cache[cacheKey, *answer] // never-issued serials; nil: none kept
 	// cacheMu orders cache stores against forget: an answer computed from
 	// a status read before a change is never stored after the change
 	// dropped the key. Writers: forget; readers: answer's check-and-store.
@@ -204,6 +215,9 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 	}
 	r.owned = append(r.owned, func() { r.st.close() })
 	r.st.onChange = r.forget
+	if cfg.UnknownCache > 0 {
+		r.unknown, _ = lru.New[cacheKey, *answer](cfg.UnknownCache)
+	}
 	files, err := profile.Load(cfg.IssuersFile)
 	if err != nil {
 		r.Close()
@@ -319,6 +333,9 @@ func (r *Responder) forget(issuerName string, s []byte) {
 	r.changes.Add(1)
 	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
 		r.cache.Delete(cacheKey{issuerName, string(s), h})
+		if r.unknown != nil {
+			r.unknown.Remove(cacheKey{issuerName, string(s), h})
+		}
 	}
 }
 

@@ -377,3 +377,28 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	checkfor.True(t, d, cond)
 }
+
+// TestUnknownAnswerForgottenWhenIssued: an "unknown" answer is kept in the
+// bounded cache, and dropped as soon as the serial's issuance record is
+// applied: the next answer is good, not the kept unknown.
+func TestUnknownAnswerForgottenWhenIssued(t *testing.T) {
+	e := start(t)
+	sn, _ := serial.New()
+	for range 3 { // signed once, then from the cache
+		if r, _ := e.query(t, "POST", sn, crypto.SHA1); r.Status != ocsp.Unknown {
+			t.Fatalf("never issued: status %d", r.Status)
+		}
+	}
+	notAfter := time.Now().Add(time.Hour).Unix()
+	_, err := e.Ledger.CommitChunk(context.Background(), ledger.Chunk{
+		Guard:  ledger.Batch{Tenant: "acme", Issuer: "manufacturing", Profile: "device", Key: "unknown-then-issued", Indexes: []int{0}, Serials: [][]byte{sn.Bytes()}, NotAfter: notAfter},
+		Issued: []ledger.Issued{{Issuer: "manufacturing", Serial: sn.Bytes(), NotAfter: notAfter, Tenant: "acme", Profile: "device", BatchID: "unknown-then-issued"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		r, _ := e.query(t, "POST", sn, crypto.SHA1)
+		return r.Status == ocsp.Good
+	})
+}
