@@ -50,6 +50,9 @@ type profile struct {
 	ocspCerts     []int  // store sizes, one BenchmarkOCSP run each
 	ocspRequests  int    // requests per measured round
 	freshness     int    // -count of BenchmarkRevocationFreshness (1,000 revocations each); 0 skips it
+	peerCerts     int    // population that openssl ocsp, the peer, serves (BenchmarkOCSPOpenSSL)
+	peerRequests  int    // requests per measured round of the peer
+	neverIssued   int    // fresh never-issued serials asked (BenchmarkNeverIssued), at the smallest store size
 }
 
 var profiles = map[string]profile{
@@ -59,6 +62,7 @@ var profiles = map[string]profile{
 		count:    3, ledgerTime: "300ms", signerTime: "300ms", signerBatches: []int{1, 10, 100, 1000},
 		crlEntries: []int{1000, 10_000, 100_000}, deltaTime: "10x", getTime: "300ms",
 		ocspCerts: []int{20_000, 100_000, 300_000}, ocspRequests: 20_000, freshness: 0,
+		peerCerts: 20_000, peerRequests: 5_000, neverIssued: 20_000,
 	},
 	"full": {
 		sigDur: time.Second, runs: 3, pools: []int{1, 2, 4, 8}, goroutines: []int{1, 2, 4, 8, 16},
@@ -66,6 +70,7 @@ var profiles = map[string]profile{
 		count:    5, ledgerTime: "2s", signerTime: "2s", signerBatches: []int{1, 10, 100, 1000, 10_000},
 		crlEntries: []int{10_000, 100_000, 300_000, 1_000_000}, deltaTime: "20x", getTime: "2s",
 		ocspCerts: []int{1_000_000, 2_000_000, 5_000_000, 10_000_000}, ocspRequests: 200_000, freshness: 5,
+		peerCerts: 1_000_000, peerRequests: 20_000, neverIssued: 1_000_000,
 	},
 }
 
@@ -184,6 +189,11 @@ func (r *report) measure(rn *runner) error {
 			r.ocsp[n] = rn.run(goTest{pkg: "./responder/", bench: "^BenchmarkOCSP$", benchtime: strconv.Itoa(p.ocspRequests) + "x", count: p.count,
 				env: []string{"CERTMILL_OCSP_CERTS=" + strconv.Itoa(n)}})
 		}
+		log.Printf("bench: the peer, openssl ocsp, over %d certificates", p.peerCerts)
+		r.peer = rn.run(goTest{pkg: "./responder/", bench: "^BenchmarkOCSPOpenSSL$", benchtime: strconv.Itoa(p.peerRequests) + "x", count: p.count,
+			env: []string{"CERTMILL_OCSP_CERTS=" + strconv.Itoa(p.peerCerts)}})
+		r.never = rn.run(goTest{pkg: "./responder/", bench: "^BenchmarkNeverIssued$", benchtime: strconv.Itoa(p.neverIssued) + "x", count: 1,
+			env: []string{"CERTMILL_OCSP_CERTS=" + strconv.Itoa(p.ocspCerts[0])}})
 		return nil
 	}); err != nil {
 		return err
