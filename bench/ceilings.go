@@ -269,7 +269,7 @@ func measureStore(n int, p profile) (*storeCeiling, error) {
 	if err := db.Compact(context.Background(), []byte("c/"), []byte("c0"), true); err != nil {
 		return nil, err
 	}
-	c := &storeCeiling{n: n, load: time.Since(start), bytesPerKey: float64(dirSize(dir)) / float64(n)}
+	c := &storeCeiling{n: n, load: time.Since(start), bytesPerKey: float64(kvstore.DirSize(dir)) / float64(n)}
 
 	// Each goroutine walks its own precomputed list of keys, so that the
 	// random draws are not measured.
@@ -374,15 +374,4 @@ func parallelOver(g int, d time.Duration, keys [][][]byte, op func(k []byte) err
 		return 0, err
 	}
 	return float64(n.Load()) / time.Since(start).Seconds(), nil
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-	}
-	return n
 }

@@ -216,34 +216,24 @@ func ReadState(dir string) (map[string]Revocation, uint64, error) {
 		return nil, 0, err
 	}
 	m := map[string]Revocation{}
-	it, err := st.db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()[2:]
-		i := len(k) - 21
-		if i < 1 {
-			continue
-		}
+	err = kvstore.ScanSerials(st.db, 'r', func(issuer string, serial, value []byte) error {
 		var r rev
-		if err := cbor.Unmarshal(it.Value(), &r); err != nil {
-			return nil, 0, fmt.Errorf("crlgen: damaged revocation %x: %w", it.Key(), err)
+		if err := cbor.Unmarshal(value, &r); err != nil {
+			return fmt.Errorf("crlgen: damaged revocation %s/%x: %w", issuer, serial, err)
 		}
-		issuer := string(k[:i])
 		// The sequence index must hold the same revocation.
 		v, c, err := st.db.Get(append([]byte("s/"+issuer+"/"), u64(r.Seq)...))
 		if err != nil {
-			return nil, 0, fmt.Errorf("crlgen: revocation %s/%x missing from the sequence index: %w", issuer, r.Serial, err)
+			return fmt.Errorf("crlgen: revocation %s/%x missing from the sequence index: %w", issuer, r.Serial, err)
 		}
 		var x rev
 		err = cbor.Unmarshal(v, &x)
 		c.Close()
 		if err != nil || !bytes.Equal(x.Serial, r.Serial) {
-			return nil, 0, fmt.Errorf("crlgen: sequence index %d disagrees with revocation %s/%x", r.Seq, issuer, r.Serial)
+			return fmt.Errorf("crlgen: sequence index %d disagrees with revocation %s/%x", r.Seq, issuer, r.Serial)
 		}
 		m[issuer+"/"+ledger.SerialHex(r.Serial)] = r
-	}
-	return m, seq, it.Error()
+		return nil
+	})
+	return m, seq, err
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/hsm/hsmtest"
+	"github.com/certmill/certmill/pkg/kvstore"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/serial"
@@ -189,17 +190,6 @@ func sampleAnswer(b *testing.B, r *Responder, req []byte) []byte {
 	return a.der
 }
 
-func dirSize(dir string) int64 {
-	var n int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && !fi.IsDir() {
-			n += fi.Size()
-		}
-	}
-	return n
-}
-
 // rssBytes is VmRSS from /proc/self/status, in bytes.
 func rssBytes() int64 {
 	b, _ := os.ReadFile("/proc/self/status")
@@ -262,7 +252,7 @@ func newBenchPopulation(b *testing.B, n int) *benchPopulation {
 	load := time.Since(t0)
 	st.db.Flush()
 	settled := settle(st.db)
-	diskBytes := dirSize(dir)
+	diskBytes := kvstore.DirSize(dir)
 	r := &Responder{cfg: &Config{ResponseValidity: time.Hour, ResponderValidity: 48 * time.Hour, MaxRequestBytes: 4096}, log: slog.New(slog.DiscardHandler), st: st}
 	st.onChange = r.forget
 	r.unknown, _ = lru.New[cacheKey, *answer](50_000) // the default unknown_cache

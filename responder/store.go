@@ -54,21 +54,15 @@ func openStore(dir string, capacity uint, minFree uint64) (*store, error) {
 	s := &store{db: db, capacity: capacity, dir: dir, minFree: minFree}
 	s.mu.blooms = map[string]*bloom.BloomFilter{}
 	// Rebuild the filters from disk.
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("c/"), UpperBound: []byte("c0")})
+	err = kvstore.ScanSerials(db, 'c', func(issuer string, serial, _ []byte) error {
+		s.filter(issuer).Add(trim(serial))
+		return nil
+	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()[2:]
-		i := len(k) - 21 // "<issuer>/" + 20 octets
-		if i < 1 {
-			continue
-		}
-		s.filter(string(k[:i])).Add(trim(k[i+1:]))
-	}
-	return s, it.Error()
+	return s, nil
 }
 
 func trim(serial []byte) []byte { return new(big.Int).SetBytes(serial).Bytes() }
@@ -241,22 +235,13 @@ func ReadState(dir string) (map[string]Status, uint64, error) {
 		return nil, 0, err
 	}
 	m := map[string]Status{}
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("c/"), UpperBound: []byte("c0")})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()[2:]
-		i := len(k) - 21
-		if i < 1 {
-			continue
-		}
+	err = kvstore.ScanSerials(db, 'c', func(issuer string, serial, v []byte) error {
 		var st status
-		if err := cbor.Unmarshal(it.Value(), &st); err != nil {
-			return nil, 0, fmt.Errorf("responder: %s: %w", k, err)
+		if err := cbor.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("responder: %s/%x: %w", issuer, serial, err)
 		}
-		m[string(k[:i])+"/"+ledger.SerialHex(k[i+1:])] = st
-	}
-	return m, seq, it.Error()
+		m[issuer+"/"+ledger.SerialHex(serial)] = st
+		return nil
+	})
+	return m, seq, err
 }

@@ -96,3 +96,38 @@ func SerialKey(prefix string, serial []byte) []byte {
 	}
 	return append(k, serial...)
 }
+
+// ScanSerials calls f for every key under prefix (one octet, such as "c")
+// that SerialKey made with prefix+"/"+issuer+"/", in key order, with the
+// issuer, the serial's 20 padded octets and the value (valid only during
+// the call).
+func ScanSerials(db *pebble.DB, prefix byte, f func(issuer string, serial, value []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, '/'}, UpperBound: []byte{prefix, '/' + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[2:]
+		i := len(k) - 21 // "<issuer>/" + 20 octets
+		if i < 1 {
+			continue
+		}
+		if err := f(string(k[:i]), k[i+1:], it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// DirSize is the bytes of the files directly in dir (a Pebble store's).
+func DirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
