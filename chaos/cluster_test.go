@@ -73,7 +73,7 @@ func TestClusterLeaderKill(t *testing.T) {
 			n := cl.Node(lead)
 			n.Kill()
 			killed = append(killed, lead)
-			time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+			pause(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
 			n.Start(t) // it rejoins as a follower and catches up
 		}
 		work <- b

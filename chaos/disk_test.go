@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
 	"github.com/certmill/certmill/responder"
@@ -87,14 +88,14 @@ func TestResponderDiskFull(t *testing.T) {
 		t.Fatal("revoke")
 	}
 	// Not ready, tryLater, never good.
-	notReady := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !notReady; time.Sleep(50 * time.Millisecond) {
+	notReady := checkfor.Within(10*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(rURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			notReady = resp.StatusCode == 503
+		if err != nil {
+			return false
 		}
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	})
 	if !notReady {
 		t.Fatal("the responder stayed ready with a full disk")
 	}

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/certmill/certmill/pkg/ceremony/ceremonytest"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/client"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
@@ -207,7 +208,7 @@ func (p *proc) supervise(t *testing.T) {
 			if stopping {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			pause(100 * time.Millisecond)
 			if err := p.start(); err != nil {
 				return
 			}
@@ -256,42 +257,45 @@ func (p *proc) pid() int {
 // ready polls base/readyz until it answers 200 and returns the applied
 // ledger sequence the readers report (0 for the signer).
 func ready(base string, d time.Duration) (uint64, error) {
-	deadline := time.Now().Add(d)
 	var last string
-	for time.Now().Before(deadline) {
+	var seq uint64
+	ok := checkfor.Within(d, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			seq, _ := strconv.ParseUint(resp.Header.Get("Certmill-Applied-Seq"), 10, 64)
-			if resp.StatusCode == 200 {
-				return seq, nil
-			}
-			last = resp.Status
-		} else {
+		if err != nil {
 			last = err.Error()
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		seq, _ = strconv.ParseUint(resp.Header.Get("Certmill-Applied-Seq"), 10, 64)
+		last = resp.Status
+		return resp.StatusCode == 200
+	})
+	if !ok {
+		return 0, fmt.Errorf("%s not ready within %s: %s", base, d, last)
 	}
-	return 0, fmt.Errorf("%s not ready within %s: %s", base, d, last)
+	return seq, nil
 }
 
-// caughtUp waits until the reader at base has applied seq.
+// caughtUp waits until the reader at base is ready and has applied seq.
 func caughtUp(base string, seq uint64, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		got, err := ready(base, time.Until(deadline))
-		if err != nil {
-			return err
-		}
-		if got >= seq {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s applied %d of %d within %s", base, got, seq, d)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got uint64
+	var err error
+	if checkfor.Within(d, 50*time.Millisecond, func() bool {
+		got, err = ready(base, d)
+		return err == nil && got >= seq
+	}) {
+		return nil
 	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s applied %d of %d within %s", base, got, seq, d)
 }
+
+// pause is the suite's one deliberate wait: a node's down time, a slow
+// client's trickle, a client's back-off before retrying, a supervisor's
+// restart delay. Waits for a condition use checkfor instead.
+func pause(d time.Duration) { time.Sleep(d) }
 
 const token = "chaos-token-5a1f"
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/client"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
@@ -85,18 +86,13 @@ func TestHSMUnavailable(t *testing.T) {
 	}
 	back()
 	t0 := time.Now()
-	var ok bool
-	for time.Since(t0) < 30*time.Second && !ok {
+	ok := checkfor.Within(30*time.Second, 50*time.Millisecond, func() bool {
 		st, _, b := rawSubmit(t, s.signerURL, "during", outage)
-		switch st {
-		case 200:
-			ok = true
-		case 503:
-			time.Sleep(50 * time.Millisecond)
-		default:
+		if st != 200 && st != 503 {
 			t.Fatalf("after the HSM came back: %d %s", st, b)
 		}
-	}
+		return st == 200
+	})
 	recovered := time.Since(t0)
 	if !ok {
 		t.Fatal("the signer did not recover within 30s of the HSM coming back")

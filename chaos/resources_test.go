@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
 )
@@ -76,7 +77,7 @@ func attack(t *testing.T, addr, path string, slow, oversized int, big int) ([]ne
 					if _, err := c.Write([]byte("X")); err != nil {
 						return
 					}
-					time.Sleep(500 * time.Millisecond)
+					pause(500 * time.Millisecond)
 				}
 			}()
 		case 1: // a body announced and never sent
@@ -171,12 +172,10 @@ func TestSlowClientsAndOversized(t *testing.T) {
 			c.Close()
 		}
 		var after usage
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		checkfor.Within(20*time.Second, 200*time.Millisecond, func() bool {
 			after = measure(t, pid, sv.base)
-			if (after.fds <= before.fds+10 && after.goroutines <= before.goroutines+20) || time.Now().After(deadline) {
-				break
-			}
-		}
+			return after.fds <= before.fds+10 && after.goroutines <= before.goroutines+20
+		})
 		if after.fds > before.fds+10 || after.goroutines > before.goroutines+20 || after.rssMiB > before.rssMiB+64 {
 			t.Errorf("%s: not back: before %+v, after %+v", sv.name, before, after)
 		}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/certmill/certmill/crlgen"
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/client"
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
@@ -52,7 +53,7 @@ func submit(t *testing.T, c *client.Client, b *batchRun, limit time.Duration) {
 			t.Errorf("batch %d: no answer within %s, last: %v", b.n, limit, err)
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		pause(100 * time.Millisecond)
 	}
 }
 
@@ -75,7 +76,7 @@ func revoke(t *testing.T, c *client.Client, serial string, limit time.Duration) 
 			t.Errorf("revoke %s: no answer within %s, last: %v", serial, limit, err)
 			return false
 		}
-		time.Sleep(100 * time.Millisecond)
+		pause(100 * time.Millisecond)
 	}
 }
 
@@ -163,7 +164,7 @@ func TestSIGKILLSingleNode(t *testing.T) {
 		for ctx.Err() == nil {
 			watch(s.crlgenURL + "/manufacturing.crl")
 			watch(s.crlgenURL + "/manufacturing-delta.crl")
-			time.Sleep(200 * time.Millisecond)
+			pause(200 * time.Millisecond)
 		}
 	}()
 
@@ -191,7 +192,7 @@ func TestSIGKILLSingleNode(t *testing.T) {
 	for i, b := range batches {
 		if p.natsKills > 0 && i > 0 && i%(p.batches/(p.natsKills+1)) == 0 && natsKills < p.natsKills {
 			node.Kill()
-			time.Sleep(time.Duration(100+rand.IntN(700)) * time.Millisecond)
+			pause(time.Duration(100+rand.IntN(700)) * time.Millisecond)
 			node.Start(t)
 			natsKills++
 		}
@@ -309,9 +310,10 @@ func TestSIGKILLSingleNode(t *testing.T) {
 		}
 	}
 	var rebuiltFull *big.Int
-	for deadline := time.Now().Add(30 * time.Second); rebuiltFull == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	checkfor.Within(30*time.Second, 100*time.Millisecond, func() bool {
 		rebuiltFull, _ = crlNumber(cbURL + "/manufacturing.crl")
-	}
+		return rebuiltFull != nil
+	})
 	rb.stop()
 	cb.stop()
 	rs2, rseq2, err := responder.ReadState(s.responderDir + "-rebuild")

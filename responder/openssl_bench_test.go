@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certmill/certmill/pkg/checkfor"
 	"github.com/certmill/certmill/pkg/serial"
 )
 
@@ -105,16 +106,16 @@ func BenchmarkOCSPOpenSSL(b *testing.B) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// Ready when it answers a real request (an empty connection would
 	// keep its only server loop waiting).
-	for {
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Post("http://"+addr+"/", "application/ocsp-request", bytes.NewReader(reqs[1]))
-		if err == nil {
+	var err2 error
+	if !checkfor.Within(5*time.Minute, 100*time.Millisecond, func() bool {
+		var resp *http.Response
+		resp, err2 = (&http.Client{Timeout: 2 * time.Second}).Post("http://"+addr+"/", "application/ocsp-request", bytes.NewReader(reqs[1]))
+		if err2 == nil {
 			resp.Body.Close()
-			break
 		}
-		if time.Since(t0) > 5*time.Minute {
-			b.Fatalf("openssl ocsp did not listen within 5 minutes: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err2 == nil
+	}) {
+		b.Fatalf("openssl ocsp did not answer within 5 minutes: %v", err2)
 	}
 	b.Logf("openssl ocsp listening %s after start (index of %d)", time.Since(t0).Round(time.Millisecond), n)
 	b.Run(fmt.Sprintf("openssl/certs=%d", n), func(b *testing.B) {

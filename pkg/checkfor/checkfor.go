@@ -19,3 +19,17 @@ func True(t testing.TB, d time.Duration, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Within polls cond every interval until it is true or d has passed, and
+// reports whether it became true; for waits whose failure the caller
+// words itself, or that are not failures at all.
+func Within(d, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
+}
