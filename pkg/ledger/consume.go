@@ -85,10 +85,16 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 		err error
 	}
 	msgs := make(chan next, opts.MaxBatch)
+	done := make(chan struct{})
+	defer close(done) // runs before it.Stop: the reading goroutine then ends
 	go func() {
 		for {
 			m, err := it.Next()
-			msgs <- next{m, err}
+			select {
+			case msgs <- next{m, err}:
+			case <-done:
+				return
+			}
 			if err != nil {
 				return
 			}
