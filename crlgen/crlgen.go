@@ -150,7 +150,7 @@ type Generator struct {
 	st      *store
 	hsm     *hsm.HSM
 	ledger  *ledger.Ledger
-	owned   []func()
+	owned   service.Owned
 	issuers map[string]*issuer
 	order   []string
 
@@ -177,7 +177,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Generator, error) {
 	if g.st, err = openStore(cfg.Dir, cfg.MinFreeBytes); err != nil {
 		return nil, err
 	}
-	g.owned = append(g.owned, func() { g.st.close() })
+	g.owned.Add(func() { g.st.close() })
 	files, err := profile.Load(cfg.IssuersFile)
 	if err != nil {
 		g.Close()
@@ -188,7 +188,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Generator, error) {
 		g.Close()
 		return nil, err
 	}
-	g.owned = append(g.owned, res.Close)
+	g.owned.Add(res.Close)
 	g.hsm, g.ledger = res.HSM, res.Ledger
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, g.hsm)
@@ -217,10 +217,7 @@ func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
 
 // Close releases what New opened.
 func (g *Generator) Close() {
-	for i := len(g.owned) - 1; i >= 0; i-- {
-		g.owned[i]()
-	}
-	g.owned = nil
+	g.owned.Close()
 }
 
 var (

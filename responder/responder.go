@@ -165,7 +165,7 @@ type Responder struct {
 	st      *store
 	hsm     *hsm.HSM
 	ledger  *ledger.Ledger
-	owned   []func()
+	owned   service.Owned
 	issuers []*issuer
 	caught  atomic.Bool
 	cache   sync.Map                      // cacheKey -> *answer
@@ -213,7 +213,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 	if r.st, err = openStore(cfg.Dir, cfg.ExpectedCertificates, cfg.MinFreeBytes); err != nil {
 		return nil, err
 	}
-	r.owned = append(r.owned, func() { r.st.close() })
+	r.owned.Add(func() { r.st.close() })
 	r.st.onChange = r.forget
 	if cfg.UnknownCache > 0 {
 		r.unknown, _ = lru.New[cacheKey, *answer](cfg.UnknownCache)
@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 		r.Close()
 		return nil, err
 	}
-	r.owned = append(r.owned, res.Close)
+	r.owned.Add(res.Close)
 	r.hsm, r.ledger = res.HSM, res.Ledger
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, r.hsm)
@@ -341,10 +341,7 @@ func (r *Responder) forget(issuerName string, s []byte) {
 
 // Close releases what New opened.
 func (r *Responder) Close() {
-	for i := len(r.owned) - 1; i >= 0; i-- {
-		r.owned[i]()
-	}
-	r.owned = nil
+	r.owned.Close()
 }
 
 // Addr is the listening address once Run has started.

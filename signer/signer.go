@@ -37,7 +37,7 @@ type Signer struct {
 	log     *slog.Logger
 	hsm     *hsm.HSM
 	ledger  *ledger.Ledger
-	owned   []func()
+	owned   service.Owned
 	tenants *tenant.Set
 	issuers map[string]*issuer
 	m       *metrics
@@ -74,7 +74,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.owned = append(s.owned, res.Close)
+	s.owned.Add(res.Close)
 	s.hsm, s.ledger = res.HSM, res.Ledger
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, s.hsm)
@@ -118,10 +118,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Signer, error) {
 
 // Close releases what New opened.
 func (s *Signer) Close() {
-	for i := len(s.owned) - 1; i >= 0; i-- {
-		s.owned[i]()
-	}
-	s.owned = nil
+	s.owned.Close()
 }
 
 // Addr is the listening address once Run has started, or nil.

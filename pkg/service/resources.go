@@ -45,3 +45,17 @@ func (r *Resources) Close() {
 	}
 	r.closers = nil
 }
+
+// Owned is what a service opened, closed in reverse order by Close.
+type Owned []func()
+
+// Add records a closer.
+func (o *Owned) Add(close func()) { *o = append(*o, close) }
+
+// Close runs the closers, last added first, once.
+func (o *Owned) Close() {
+	for i := len(*o) - 1; i >= 0; i-- {
+		(*o)[i]()
+	}
+	*o = nil
+}
