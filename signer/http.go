@@ -355,13 +355,17 @@ func (s *Signer) replay(ctx context.Context, is *issuer, g *ledger.Batch, reqHas
 	if !bytes.Equal(g.RequestHash, reqHash) {
 		return problem.New(problem.IdempotencyReused, 422, "this Idempotency-Key was used for a different request: use a new key for new CSRs")
 	}
+	certs, err := s.ledger.Certificates(ctx, is.name, g.Serials)
+	if err != nil || len(certs) != len(g.Indexes) {
+		s.log.Error("signer: a recorded certificate of a batch cannot be read back", "issuer", is.name, "batch", g.BatchID, "chunk", g.Chunk, "err", err)
+		return problem.New(problem.Internal, 500, "a recorded certificate of this batch cannot be read back; the operator must check the ledger")
+	}
 	for k, ix := range g.Indexes {
-		c, err := s.ledger.Lookup(ctx, is.name, new(big.Int).SetBytes(g.Serials[k]))
-		if err != nil || ix < 0 || ix >= len(resp.Results) {
+		if ix < 0 || ix >= len(resp.Results) {
 			return problem.New(problem.Internal, 500, "a recorded certificate of this batch cannot be read back; the operator must check the ledger")
 		}
 		resp.Results[ix].Serial = serial.Hex(new(big.Int).SetBytes(g.Serials[k]))
-		resp.Results[ix].Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Issued.DER}))
+		resp.Results[ix].Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[k].DER}))
 		resp.Results[ix].Problem = nil
 	}
 	s.m.issued.WithLabelValues(is.name, "replayed").Add(float64(len(g.Indexes)))
@@ -373,6 +377,15 @@ func (s *Signer) signChunk(ctx context.Context, t *tenant.Tenant, is *issuer, pr
 	req *batchRequest, csrs []*x509.CertificateRequest, resp *BatchResponse, c, chunks, lo, hi int) (ledger.Chunk, error) {
 	now := time.Now()
 	issued := make([]*ledger.Issued, hi-lo)
+	// Every ledger.SetSize consecutive CSRs share a serial set: one ledger
+	// message (one fsync) each, found again from any of its serials.
+	sets := make([]serial.Set, (hi-lo+ledger.SetSize-1)/ledger.SetSize)
+	for k := range sets {
+		var err error
+		if sets[k], err = serial.NewSet(); err != nil {
+			return ledger.Chunk{}, err
+		}
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -389,7 +402,7 @@ func (s *Signer) signChunk(ctx context.Context, t *tenant.Tenant, is *issuer, pr
 		go func(i int) {
 			defer func() { <-s.work; wg.Done() }()
 			t0 := time.Now()
-			der, cert, p, err := s.issueOne(is, profName, csrs[i], now)
+			der, cert, p, err := s.issueOne(is, profName, csrs[i], sets[(i-lo)/ledger.SetSize], now)
 			s.m.csrSeconds.Observe(time.Since(t0).Seconds())
 			if err != nil {
 				mu.Lock()

@@ -127,9 +127,9 @@ func parseCSR(s string) (*x509.CertificateRequest, *problem.Problem) {
 // issueOne turns a checked CSR into a signed certificate: template from
 // the profile, a fresh serial, a lint of a copy signed with the throwaway
 // key, the HSM signature, and a check of the result.
-func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequest, now time.Time) ([]byte, *x509.Certificate, *problem.Problem, error) {
+func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequest, set serial.Set, now time.Time) ([]byte, *x509.Certificate, *problem.Problem, error) {
 	pr := is.prof.Profiles[profName]
-	sn, err := serial.New()
+	sn, err := set.New()
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -73,7 +73,9 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 	// (its server killed, the stream's leader moved) is noticed and made
 	// again within seconds rather than after the 30 s defaults, which is
 	// what keeps a reader within the one-second freshness goal.
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*opts.MaxBatch), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+	// A set record holds up to SetSize certificates (about 100 KB): at
+	// most 128 messages are pulled ahead, which bounds the client's buffer.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*opts.MaxBatch, 128)), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("ledger: consume: %w", err)
 	}
@@ -145,8 +147,15 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 			continue // delivered again after a consumer reset
 		}
 		r, derr := Decode(n.m.Data())
-		buf = append(buf, Entry{Seq: md.Sequence.Stream, Time: md.Timestamp, Record: r, Err: derr})
-		if md.NumPending == 0 || len(buf) == cap(buf) {
+		if derr != nil {
+			buf = append(buf, Entry{Seq: md.Sequence.Stream, Time: md.Timestamp, Record: r, Err: derr})
+		} else {
+			// A set's certificates share its sequence and are applied in the same call.
+			for _, x := range r.Records() {
+				buf = append(buf, Entry{Seq: md.Sequence.Stream, Time: md.Timestamp, Record: x})
+			}
+		}
+		if md.NumPending == 0 || len(buf) >= opts.MaxBatch {
 			if err := flush(); err != nil {
 				return err
 			}

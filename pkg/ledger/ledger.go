@@ -3,10 +3,11 @@
 //
 // Writers (the signer) publish records and return only after JetStream has
 // acknowledged them; a certificate reaches a caller only after that. A
-// chunk of up to MaxChunk-1 certificates commits as one atomic batch
-// (nats-server 2.12+) together with its idempotency guard, so it costs one
-// fsync, and commits only if no guard for the same idempotency key and
-// chunk exists: a retried batch finds the guard and gets the same
+// chunk of certificates commits as one atomic batch (nats-server 2.12+)
+// together with its idempotency guard: one message per serial set of up to
+// SetSize certificates plus the guard, each message one fsync (nats-server
+// syncs every message of a batch), and it commits only if no guard for the
+// same idempotency key and chunk exists: a retried batch finds the guard and gets the same
 // certificates back instead of new ones.
 //
 // Readers (the responder, crlgen) Consume the stream from the sequence
@@ -19,6 +20,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +38,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/certmill/certmill/pkg/config"
+	"github.com/certmill/certmill/pkg/serial"
 )
 
 // MaxChunk is the most messages in one atomic batch: nats-server's default
@@ -318,6 +321,9 @@ func (l *Ledger) LastSeq(ctx context.Context) (uint64, error) {
 func (l *Ledger) issuedSubject(issuer string, serial []byte) string {
 	return l.cfg.Prefix + ".iss." + issuer + "." + SerialHex(serial)
 }
+func (l *Ledger) setSubject(issuer string, s serial.Set) string {
+	return l.cfg.Prefix + ".set." + issuer + "." + s.Hex()
+}
 func (l *Ledger) revokedSubject(issuer string, serial []byte) string {
 	return l.cfg.Prefix + ".rev." + issuer + "." + SerialHex(serial)
 }
@@ -414,30 +420,75 @@ func (l *Ledger) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, e
 	return ack.Seq - uint64(len(msgs)) + 1, nil
 }
 
+// SetSize is how many certificates a signer puts in one serial.Set, and so
+// in one ledger message: with P-256 certificates and some metadata a set
+// stays far below nats-server's default 1 MiB max_payload.
+const SetSize = 128
+
 // Chunk is one atomic commit of issued certificates and their guard.
 type Chunk struct {
 	Guard  Batch
 	Issued []Issued
 }
 
-// CommitChunk publishes the chunk's Issued records and its guard as one
-// atomic batch and waits for the acknowledgement. It returns
-// ErrGuardExists if a guard for the same tenant, key and chunk was
-// committed before; then nothing of this chunk was stored.
+// CommitChunk publishes the chunk's certificates, one message per serial
+// set (see IssuedSet), and its guard as one atomic batch and waits for the
+// acknowledgement. It returns ErrGuardExists if a guard for the same
+// tenant, key and chunk was committed before, or a set with the same
+// prefix exists (2^-63 per pair of sets; the caller retries with new
+// serials); then nothing of this chunk was stored.
 func (l *Ledger) CommitChunk(ctx context.Context, c Chunk) (firstSeq uint64, err error) {
-	if len(c.Issued)+1 > MaxChunk {
-		return 0, fmt.Errorf("ledger: chunk of %d certificates, at most %d", len(c.Issued), MaxChunk-1)
+	type group struct {
+		set serial.Set
+		rec IssuedSet
 	}
-	msgs := make([]*nats.Msg, 0, len(c.Issued)+1)
+	var groups []*group
+	bySet := map[serial.Set]*group{}
+	seen := make(map[string]bool, len(c.Issued))
 	for i := range c.Issued {
-		is := &c.Issued[i]
+		is := c.Issued[i]
 		if !ValidName(is.Issuer) {
 			return 0, fmt.Errorf("ledger: issuer name %q", is.Issuer)
 		}
-		m, err := l.msg(l.issuedSubject(is.Issuer, is.Serial), "iss."+is.Issuer+"."+SerialHex(is.Serial), Record{Kind: KindIssued, Issued: is}, is.NotAfter)
+		if seen[is.Issuer+"/"+string(is.Serial)] {
+			return 0, fmt.Errorf("ledger: serial %x twice in one chunk", is.Serial)
+		}
+		seen[is.Issuer+"/"+string(is.Serial)] = true
+		set, ok := serial.SetOf(is.Serial)
+		if !ok {
+			return 0, fmt.Errorf("ledger: serial %x is not from a serial.Set", is.Serial)
+		}
+		g := bySet[set]
+		if g == nil {
+			g = &group{set: set, rec: IssuedSet{Issuer: is.Issuer, Set: set[:]}}
+			bySet[set] = g
+			groups = append(groups, g)
+		}
+		if g.rec.Issuer != is.Issuer {
+			return 0, fmt.Errorf("ledger: serial set %s spans issuers %s and %s", set.Hex(), g.rec.Issuer, is.Issuer)
+		}
+		g.rec.Certs = append(g.rec.Certs, is)
+	}
+	if len(groups)+1 > MaxChunk {
+		return 0, fmt.Errorf("ledger: chunk of %d serial sets, at most %d", len(groups), MaxChunk-1)
+	}
+	msgs := make([]*nats.Msg, 0, len(groups)+1)
+	maxPayload := l.nc.MaxPayload()
+	for _, g := range groups {
+		var notAfter int64
+		for _, is := range g.rec.Certs {
+			notAfter = max(notAfter, is.NotAfter)
+		}
+		m, err := l.msg(l.setSubject(g.rec.Issuer, g.set), "set."+g.rec.Issuer+"."+g.set.Hex(), Record{Kind: KindIssuedSet, Set: &g.rec}, notAfter)
 		if err != nil {
 			return 0, err
 		}
+		if int64(len(m.Data))+4096 > maxPayload {
+			return 0, fmt.Errorf("ledger: serial set %s of %d certificates is %d bytes, over the server's max_payload %d: put fewer certificates in a set or raise max_payload", g.set.Hex(), len(g.rec.Certs), len(m.Data), maxPayload)
+		}
+		// A set is written once: a second set with the same prefix would
+		// hide the first from Lookup.
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 		msgs = append(msgs, m)
 	}
 	g := c.Guard
@@ -515,16 +566,16 @@ type Cert struct {
 
 // Lookup returns the issuance and revocation records of one serial, or
 // ErrNotFound if it was never issued.
-func (l *Ledger) Lookup(ctx context.Context, issuer string, serial *big.Int) (Cert, error) {
+func (l *Ledger) Lookup(ctx context.Context, issuer string, sn *big.Int) (Cert, error) {
 	if !ValidName(issuer) {
 		return Cert{}, ErrNotFound
 	}
-	s := serial.Bytes()
-	iss, _, err := l.lastRecord(ctx, l.issuedSubject(issuer, s))
+	s := sn.Bytes()
+	iss, err := l.issued(ctx, issuer, s, map[serial.Set]*IssuedSet{})
 	if err != nil {
 		return Cert{}, err
 	}
-	c := Cert{Issued: iss.Issued}
+	c := Cert{Issued: iss}
 	rev, _, err := l.lastRecord(ctx, l.revokedSubject(issuer, s))
 	switch {
 	case err == nil:
@@ -533,6 +584,57 @@ func (l *Ledger) Lookup(ctx context.Context, issuer string, serial *big.Int) (Ce
 		return Cert{}, err
 	}
 	return c, nil
+}
+
+// Certificates returns the issuance records of serials of one issuer, in
+// order, reading each serial set once (a retried batch's answer).
+func (l *Ledger) Certificates(ctx context.Context, issuer string, serials [][]byte) ([]*Issued, error) {
+	if !ValidName(issuer) {
+		return nil, ErrNotFound
+	}
+	sets := map[serial.Set]*IssuedSet{}
+	out := make([]*Issued, len(serials))
+	for i, s := range serials {
+		is, err := l.issued(ctx, issuer, s, sets)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: serial %x: %w", s, err)
+		}
+		out[i] = is
+	}
+	return out, nil
+}
+
+// issued finds one serial's issuance record: in its serial set's message,
+// or on its own subject (records written before serial sets).
+func (l *Ledger) issued(ctx context.Context, issuer string, s []byte, sets map[serial.Set]*IssuedSet) (*Issued, error) {
+	if set, ok := serial.SetOf(s); ok {
+		rec, seen := sets[set]
+		if !seen {
+			r, _, err := l.lastRecord(ctx, l.setSubject(issuer, set))
+			switch {
+			case err == nil && r.Kind == KindIssuedSet:
+				rec = r.Set
+			case err != nil && !errors.Is(err, ErrNotFound):
+				return nil, err
+			}
+			sets[set] = rec
+		}
+		if rec != nil {
+			for i := range rec.Certs {
+				if bytes.Equal(rec.Certs[i].Serial, s) {
+					return &rec.Certs[i], nil
+				}
+			}
+		}
+	}
+	r, _, err := l.lastRecord(ctx, l.issuedSubject(issuer, s))
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != KindIssued {
+		return nil, ErrNotFound
+	}
+	return r.Issued, nil
 }
 
 // Guard returns the guard of one chunk of an idempotent batch, or ErrNotFound.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
+	"github.com/certmill/certmill/pkg/serial"
 )
 
 // BenchmarkCommit measures acknowledged certificates per second through
@@ -30,9 +31,13 @@ func BenchmarkCommit(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				c := chunk(fmt.Sprint("bench-", i), 1, 0, pool[i%len(pool)])
-				// New serials each time so that nothing is a duplicate.
+				// New serial sets each time so that nothing is a duplicate.
+				var set serial.Set
 				for j := range c.Issued {
-					c.Issued[j].Serial = append([]byte{byte(i), byte(i >> 8), byte(i >> 16)}, pool[i%len(pool)][j].Serial[3:]...)
+					if j%ledger.SetSize == 0 {
+						set, _ = serial.NewSet()
+					}
+					c.Issued[j].Serial = append(set[:], pool[i%len(pool)][j].Serial[8:]...)
 				}
 				if _, err := l.CommitChunk(ctx, c); err != nil {
 					b.Fatal(err)

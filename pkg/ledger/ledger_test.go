@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -17,8 +18,12 @@ import (
 
 func issued(issuer string, n int) []ledger.Issued {
 	out := make([]ledger.Issued, n)
+	var set serial.Set
 	for i := range out {
-		sn, _ := serial.New()
+		if i%ledger.SetSize == 0 {
+			set, _ = serial.NewSet()
+		}
+		sn, _ := set.New()
 		der := make([]byte, 400)
 		rand.Read(der)
 		out[i] = ledger.Issued{Issuer: issuer, Serial: sn.Bytes(), NotBefore: time.Now().Unix(),
@@ -89,9 +94,11 @@ func TestConsumeIntoReferenceReader(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	l := ledgertest.Embedded(t)
-	is := issued("manufacturing", 300)
+	var is []ledger.Issued
 	for i := range 3 {
-		if _, err := l.CommitChunk(ctx, chunk("c", 3, i, is[i*100:(i+1)*100])); err != nil {
+		c := issued("manufacturing", 100) // a serial set never spans chunks
+		is = append(is, c...)
+		if _, err := l.CommitChunk(ctx, chunk("c", 3, i, c)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,8 +115,8 @@ func TestConsumeIntoReferenceReader(t *testing.T) {
 	}()
 	select {
 	case s := <-caught:
-		if s != 313 { // 300 issued + 3 guards + 10 revoked
-			t.Fatalf("caught up at %d, want 313", s)
+		if s != 16 { // 3 serial sets of 100 certificates + 3 guards + 10 revoked
+			t.Fatalf("caught up at %d, want 16", s)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("reader did not catch up")
@@ -230,4 +237,60 @@ func TestRecordCodec(t *testing.T) {
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	t.Helper()
 	checkfor.True(t, d, cond)
+}
+
+// A chunk's certificates are stored one message per serial set; Lookup and
+// Certificates find each serial from the serial alone, a serial of the
+// same set that was never issued is not found, and a set cannot be
+// written twice.
+func TestSerialSets(t *testing.T) {
+	ctx := context.Background()
+	l := ledgertest.Embedded(t)
+	before, err := l.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := issued("manufacturing", 2*ledger.SetSize+5)
+	if _, err := l.CommitChunk(ctx, chunk("sets", 1, 0, is)); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := l.LastSeq(ctx)
+	if after-before != 4 { // three sets and the guard
+		t.Fatalf("%d messages for %d certificates, want 4", after-before, len(is))
+	}
+	var serials [][]byte
+	for _, x := range is {
+		serials = append(serials, x.Serial)
+	}
+	got, err := l.Certificates(ctx, "manufacturing", serials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range is {
+		if !bytes.Equal(got[i].DER, is[i].DER) || got[i].Index != is[i].Index {
+			t.Fatalf("certificate %d read back differs", i)
+		}
+	}
+	c, err := l.Lookup(ctx, "manufacturing", new(big.Int).SetBytes(is[len(is)-1].Serial))
+	if err != nil || !bytes.Equal(c.Issued.DER, is[len(is)-1].DER) {
+		t.Fatalf("lookup of the last serial: %v", err)
+	}
+	stranger := append(append([]byte{}, is[0].Serial[:8]...), make([]byte, 8)...)
+	if _, err := l.Lookup(ctx, "manufacturing", new(big.Int).SetBytes(stranger)); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("a never-issued serial of an issued set: %v, want ErrNotFound", err)
+	}
+	if _, err := l.Lookup(ctx, "firmware", new(big.Int).SetBytes(is[0].Serial)); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("the serial under another issuer: %v, want ErrNotFound", err)
+	}
+	// The same set again under another key: refused whole, nothing stored.
+	again := issued("manufacturing", 3)
+	for i := range again {
+		again[i].Serial = append(append([]byte{}, is[0].Serial[:8]...), again[i].Serial[8:]...)
+	}
+	if _, err := l.CommitChunk(ctx, chunk("other", 1, 0, again)); !errors.Is(err, ledger.ErrGuardExists) {
+		t.Fatalf("a set written twice: %v, want refusal", err)
+	}
+	if last, _ := l.LastSeq(ctx); last != after {
+		t.Fatalf("the refused chunk stored %d messages", last-after)
+	}
 }

@@ -12,6 +12,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(seed)
 	seed, _ = Encode(Record{Kind: KindRevoked, Revoked: &Revoked{Issuer: "m", Serial: []byte{1}, Reason: 1}})
 	f.Add(seed)
+	seed, _ = Encode(Record{Kind: KindIssuedSet, Set: &IssuedSet{Issuer: "m", Set: []byte{0x40, 1, 2, 3, 4, 5, 6, 7}, Certs: []Issued{{Issuer: "m", Serial: []byte{1}}}}})
+	f.Add(seed)
 	seed, _ = Encode(Record{Kind: KindBatch, Batch: &Batch{Tenant: "t", Serials: [][]byte{{1}}, Indexes: []int{0}}})
 	f.Add(seed)
 	f.Add([]byte{0xa0})

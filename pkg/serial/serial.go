@@ -56,3 +56,44 @@ func Parse(s string) (*big.Int, error) {
 	}
 	return n, nil
 }
+
+// Set is the high half of the serials that share one ledger message: 64
+// bits of crypto/rand output (top bit cleared, bit 62 set, as New does).
+// Every serial of the set adds 64 fresh random bits of its own, so each
+// serial still carries 126 bits of CSPRNG output and 16 octets of DER
+// content; a reader finds a serial's set from the serial alone.
+type Set [8]byte
+
+// NewSet draws a fresh set prefix.
+func NewSet() (Set, error) {
+	var s Set
+	if _, err := io.ReadFull(rand.Reader, s[:]); err != nil {
+		return s, fmt.Errorf("serial: read random: %w", err)
+	}
+	s[0] = s[0]&0x7f | 0x40
+	return s, nil
+}
+
+// New returns a fresh serial in the set.
+func (s Set) New() (*big.Int, error) {
+	var b [Bits / 8]byte
+	copy(b[:8], s[:])
+	if _, err := io.ReadFull(rand.Reader, b[8:]); err != nil {
+		return nil, fmt.Errorf("serial: read random: %w", err)
+	}
+	return new(big.Int).SetBytes(b[:]), nil
+}
+
+// SetOf returns the set of a serial given as its DER content octets, and
+// false for a serial of any other shape (16 octets, bit 126 set).
+func SetOf(der []byte) (Set, bool) {
+	var s Set
+	if len(der) != Bits/8 || der[0]&0xc0 != 0x40 {
+		return s, false
+	}
+	copy(s[:], der[:8])
+	return s, true
+}
+
+// Hex is the set's subject token.
+func (s Set) Hex() string { return hex.EncodeToString(s[:]) }
