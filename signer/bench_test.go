@@ -1,6 +1,7 @@
 package signer_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/certmill/certmill/pkg/hsm"
 	"github.com/certmill/certmill/pkg/lint"
+	"github.com/certmill/certmill/signer"
 )
 
 // BenchmarkIssue measures end-to-end issuance (HTTP, CSR checks, lint,
@@ -103,8 +105,8 @@ func BenchmarkIssue(b *testing.B) {
 	})
 
 	used := 1
-	for _, n := range batches {
-		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+	run := func(e *env, name string, n int) {
+		b.Run(name, func(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				if used+n > pool {
@@ -125,6 +127,26 @@ func BenchmarkIssue(b *testing.B) {
 			b.ReportMetric(float64(peakRSS())/(1<<20), "peak-MiB")
 		})
 	}
+	// The default profile (configs/issuers.yaml: device, lint: shape).
+	for _, n := range batches {
+		run(e, fmt.Sprintf("batch=%d", n), n)
+	}
+	// The same with zlint on every certificate (lint: every), at the
+	// largest batch size up to 1,000: what linting each one costs.
+	every := newEnv(b, func(c *signer.Config) {
+		src, err := os.ReadFile(c.IssuersFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.WriteFile(c.IssuersFile, bytes.Replace(src, []byte("        lint: shape\n"), []byte("        lint: every\n"), 1), 0o600)
+	})
+	n := batches[0]
+	for _, m := range batches {
+		if m <= 1000 {
+			n = m
+		}
+	}
+	run(every, fmt.Sprintf("lint-every-batch=%d", n), n)
 }
 
 // benchBatches is CERTMILL_SIGNER_BATCHES or 1, 100, 1000, 10000.

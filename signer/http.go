@@ -279,9 +279,13 @@ func (s *Signer) issueBatch(ctx context.Context, t *tenant.Tenant, is *issuer, p
 	// Every CSR is parsed and checked first; checks are deterministic, so
 	// a retry finds the same problems for the same CSRs.
 	csrs := make([]*x509.CertificateRequest, n)
-	seen := map[string]int{}
-	for i, c := range req.CSRs {
-		csr, p := parseCSR(c.CSR)
+	probs := make([]*problem.Problem, n)
+	if err := s.parallel(ctx, 0, n, func(i int) { csrs[i], probs[i] = parseCSR(req.CSRs[i].CSR) }); err != nil {
+		return nil, nil, err
+	}
+	seen := make(map[string]int, n)
+	for i, csr := range csrs {
+		p := probs[i]
 		if p == nil {
 			id := publicKeyID(csr.PublicKey)
 			if j, dup := seen[id]; dup {
@@ -294,10 +298,10 @@ func (s *Signer) issueBatch(ctx context.Context, t *tenant.Tenant, is *issuer, p
 			ix := i
 			p.Index = &ix
 			resp.Results[i].Problem = p
-			continue
+			csrs[i] = nil
 		}
-		csrs[i] = csr
 	}
+	job := &batchJob{t: t, is: is, profName: profName, key: key, kh: kh, reqHash: reqHash, req: req, csrs: csrs, resp: resp, chunks: chunks, now: time.Now()}
 	for c := range chunks {
 		lo, hi := c*chunkSize, min((c+1)*chunkSize, n)
 		g, err := s.ledger.Guard(ctx, t.Name, kh, c)
@@ -311,7 +315,7 @@ func (s *Signer) issueBatch(ctx context.Context, t *tenant.Tenant, is *issuer, p
 		if !errors.Is(err, ledger.ErrNotFound) {
 			return nil, nil, err
 		}
-		chunk, err := s.signChunk(ctx, t, is, profName, key, kh, reqHash, req, csrs, resp, c, chunks, lo, hi)
+		chunk, err := s.signChunk(ctx, job, c, lo, hi)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -372,10 +376,25 @@ func (s *Signer) replay(ctx context.Context, is *issuer, g *ledger.Batch, reqHas
 	return nil
 }
 
+// batchJob is one batch being issued. Its certificates share one issuance
+// time, so those of one shape share one lint verdict across chunks.
+type batchJob struct {
+	t        *tenant.Tenant
+	is       *issuer
+	profName string
+	key, kh  string
+	reqHash  []byte
+	req      *batchRequest
+	csrs     []*x509.CertificateRequest
+	resp     *BatchResponse
+	chunks   int
+	now      time.Time
+	shapes   shapeVerdicts
+}
+
 // signChunk issues the good CSRs of [lo, hi) in parallel.
-func (s *Signer) signChunk(ctx context.Context, t *tenant.Tenant, is *issuer, profName, key, kh string, reqHash []byte,
-	req *batchRequest, csrs []*x509.CertificateRequest, resp *BatchResponse, c, chunks, lo, hi int) (ledger.Chunk, error) {
-	now := time.Now()
+func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (ledger.Chunk, error) {
+	t, is, profName, key, kh, req, csrs, resp, now := j.t, j.is, j.profName, j.key, j.kh, j.req, j.csrs, j.resp, j.now
 	issued := make([]*ledger.Issued, hi-lo)
 	// Every ledger.SetSize consecutive CSRs share a serial set: one ledger
 	// message (one fsync) each, found again from any of its serials.
@@ -386,59 +405,51 @@ func (s *Signer) signChunk(ctx context.Context, t *tenant.Tenant, is *issuer, pr
 			return ledger.Chunk{}, err
 		}
 	}
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
-	for i := lo; i < hi; i++ {
+	err := s.parallel(ctx, lo, hi, func(i int) {
 		if csrs[i] == nil {
-			continue
+			return
 		}
-		select {
-		case s.work <- struct{}{}:
-		case <-ctx.Done():
-			return ledger.Chunk{}, ctx.Err()
+		t0 := time.Now()
+		der, cert, p, err := s.issueOne(is, profName, csrs[i], sets[(i-lo)/ledger.SetSize], &j.shapes, now)
+		s.m.csrSeconds.Observe(time.Since(t0).Seconds())
+		if err != nil {
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			return
 		}
-		wg.Add(1)
-		go func(i int) {
-			defer func() { <-s.work; wg.Done() }()
-			t0 := time.Now()
-			der, cert, p, err := s.issueOne(is, profName, csrs[i], sets[(i-lo)/ledger.SetSize], now)
-			s.m.csrSeconds.Observe(time.Since(t0).Seconds())
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				return
-			}
-			if p != nil {
-				ix := i
-				p.Index = &ix
-				resp.Results[i].Problem = p
-				return
-			}
-			md := map[string]string{}
-			for k, v := range req.Metadata {
-				md[k] = v
-			}
-			for k, v := range req.CSRs[i].Metadata {
-				md[k] = v
-			}
-			issued[i-lo] = &ledger.Issued{
-				Issuer: is.name, Serial: cert.SerialNumber.Bytes(), NotBefore: cert.NotBefore.Unix(), NotAfter: cert.NotAfter.Unix(),
-				DER: der, Tenant: t.Name, Profile: profName, BatchID: kh, IdempotencyKey: key, Index: i, Metadata: md, IssuedAt: now.UnixNano(),
-			}
-			resp.Results[i].Serial = serial.Hex(cert.SerialNumber)
-			resp.Results[i].Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-		}(i)
+		if p != nil {
+			ix := i
+			p.Index = &ix
+			resp.Results[i].Problem = p
+			return
+		}
+		md := map[string]string{}
+		for k, v := range req.Metadata {
+			md[k] = v
+		}
+		for k, v := range req.CSRs[i].Metadata {
+			md[k] = v
+		}
+		issued[i-lo] = &ledger.Issued{
+			Issuer: is.name, Serial: cert.SerialNumber.Bytes(), NotBefore: cert.NotBefore.Unix(), NotAfter: cert.NotAfter.Unix(),
+			DER: der, Tenant: t.Name, Profile: profName, BatchID: kh, IdempotencyKey: key, Index: i, Metadata: md, IssuedAt: now.UnixNano(),
+		}
+		resp.Results[i].Serial = serial.Hex(cert.SerialNumber)
+		resp.Results[i].Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	})
+	if err != nil {
+		return ledger.Chunk{}, err
 	}
-	wg.Wait()
 	if firstErr != nil {
 		return ledger.Chunk{}, firstErr
 	}
-	ch := ledger.Chunk{Guard: ledger.Batch{Tenant: t.Name, Issuer: is.name, Profile: profName, Key: kh, RequestHash: reqHash,
-		BatchID: kh, Chunk: c, Chunks: chunks, Time: now.UnixNano(), NotAfter: now.Add(24 * time.Hour).Unix()}}
+	ch := ledger.Chunk{Guard: ledger.Batch{Tenant: t.Name, Issuer: is.name, Profile: profName, Key: kh, RequestHash: j.reqHash,
+		BatchID: kh, Chunk: c, Chunks: j.chunks, Time: now.UnixNano(), NotAfter: now.Add(24 * time.Hour).Unix()}}
 	for _, x := range issued {
 		if x == nil {
 			continue
@@ -449,6 +460,26 @@ func (s *Signer) signChunk(ctx context.Context, t *tenant.Tenant, is *issuer, pr
 		ch.Guard.NotAfter = max(ch.Guard.NotAfter, x.NotAfter)
 	}
 	return ch, nil
+}
+
+// parallel runs f(i) for every i in [lo, hi) on the signer's worker slots
+// and returns when all have ended.
+func (s *Signer) parallel(ctx context.Context, lo, hi int, f func(i int)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := lo; i < hi; i++ {
+		select {
+		case s.work <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-s.work; wg.Done() }()
+			f(i)
+		}()
+	}
+	return nil
 }
 
 // CertificateJSON is the JSON view of a certificate.

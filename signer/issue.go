@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certmill/certmill/pkg/hsm"
@@ -127,7 +128,7 @@ func parseCSR(s string) (*x509.CertificateRequest, *problem.Problem) {
 // issueOne turns a checked CSR into a signed certificate: template from
 // the profile, a fresh serial, a lint of a copy signed with the throwaway
 // key, the HSM signature, and a check of the result.
-func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequest, set serial.Set, now time.Time) ([]byte, *x509.Certificate, *problem.Problem, error) {
+func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequest, set serial.Set, shapes *shapeVerdicts, now time.Time) ([]byte, *x509.Certificate, *problem.Problem, error) {
 	pr := is.prof.Profiles[profName]
 	sn, err := set.New()
 	if err != nil {
@@ -145,19 +146,16 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 		tmpl.NotAfter = is.cert.NotAfter // never outlive the issuer
 	}
 	if s.cfg.Lint {
-		t0 := time.Now()
-		draft, err := x509.CreateCertificate(rand.Reader, tmpl, is.lintParent, csr.PublicKey, is.lintKey)
-		if err != nil {
-			return nil, nil, problem.New(problem.Rejected, http.StatusUnprocessableEntity, "cannot build the certificate: %v", err), nil
+		var err error
+		if pr.Lint == profile.LintShape {
+			err = shapes.verdict(lint.Shape(tmpl, profile.KeyType(csr.PublicKey)), func() error {
+				return s.lintDraft(is, profName, tmpl, csr)
+			})
+			s.m.lintChecks.WithLabelValues("shape").Inc()
+		} else {
+			err = s.lintDraft(is, profName, tmpl, csr)
 		}
-		l := is.linters[profName]
-		fs, err := l.Certificate(draft)
-		if err == nil {
-			err = l.Problems(fs)
-		}
-		s.m.lintSeconds.Observe(time.Since(t0).Seconds())
 		if err != nil {
-			s.log.Warn("signer: lint refused a certificate", "issuer", is.name, "profile", profName, "err", err)
 			return nil, nil, problem.New(problem.LintFailed, http.StatusUnprocessableEntity, "%v (hint: the profile or the CSR must change)", err), nil
 		}
 	}
@@ -167,13 +165,59 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sign: %w", err)
 	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("parse what we signed: %w", err)
-	}
 	// x509.CreateCertificate has checked the HSM's signature over the
-	// result with the issuer's public key before returning it.
-	return der, c, nil, nil
+	// result with the issuer's public key before returning it; serial and
+	// validity are the template's.
+	return der, tmpl, nil, nil
+}
+
+// lintDraft signs the certificate with the issuer's throwaway key and
+// lints it: the CA key never signs what zlint refuses (Boulder's way).
+func (s *Signer) lintDraft(is *issuer, profName string, tmpl *x509.Certificate, csr *x509.CertificateRequest) error {
+	t0 := time.Now()
+	defer func() { s.m.lintSeconds.Observe(time.Since(t0).Seconds()) }()
+	s.m.lintChecks.WithLabelValues("zlint").Inc()
+	draft, err := x509.CreateCertificate(rand.Reader, tmpl, is.lintParent, csr.PublicKey, is.lintKey)
+	if err != nil {
+		return fmt.Errorf("cannot build the certificate: %w", err)
+	}
+	l := is.linters[profName]
+	fs, err := l.Certificate(draft)
+	if err == nil {
+		err = l.Problems(fs)
+	}
+	if err != nil {
+		s.log.Warn("signer: lint refused a certificate", "issuer", is.name, "profile", profName, "err", err)
+	}
+	return err
+}
+
+// shapeVerdicts holds zlint's verdict per lint.Shape for one batch: the
+// first certificate of a shape is linted, the others of that shape wait
+// for its verdict and share it.
+type shapeVerdicts struct {
+	mu sync.Mutex
+	m  map[string]*shapeVerdict
+}
+
+type shapeVerdict struct {
+	once sync.Once
+	err  error
+}
+
+func (v *shapeVerdicts) verdict(shape string, lint func() error) error {
+	v.mu.Lock()
+	if v.m == nil {
+		v.m = map[string]*shapeVerdict{}
+	}
+	e := v.m[shape]
+	if e == nil {
+		e = &shapeVerdict{}
+		v.m[shape] = e
+	}
+	v.mu.Unlock()
+	e.once.Do(func() { e.err = lint() })
+	return e.err
 }
 
 // publicKeyID identifies a public key for the duplicate check.

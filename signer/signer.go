@@ -167,6 +167,7 @@ type metrics struct {
 	batchSize   prometheus.Histogram
 	csrSeconds  prometheus.Histogram
 	lintSeconds prometheus.Histogram
+	lintChecks  *prometheus.CounterVec
 	hsmSeconds  prometheus.Histogram
 	ackSeconds  prometheus.Histogram
 	issued      *prometheus.CounterVec
@@ -181,13 +182,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		batchSize:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_batch_csrs", Help: "CSRs per submitted batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
 		csrSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_csr_seconds", Help: "Time to check, lint and sign one CSR.", Buckets: buckets}),
 		lintSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_lint_seconds", Help: "zlint time per certificate, throwaway signature included.", Buckets: buckets}),
+		lintChecks:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_lint_checks_total", Help: "Certificates checked before signing: zlint run on a draft, or covered by the zlint verdict on the first certificate of their shape (profiles with lint: shape)."}, []string{"how"}),
 		hsmSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_hsm_sign_seconds", Help: "HSM signature time per certificate, session pool wait included.", Buckets: buckets}),
 		ackSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_ledger_ack_seconds", Help: "Ledger acknowledgement time per chunk.", Buckets: buckets}),
 		issued:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_certificates_total", Help: "Certificates returned, by issuer and whether they were issued now or replayed for a retried batch."}, []string{"issuer", "how"}),
 		problems:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_problems_total", Help: "Problems answered, by type."}, []string{"type"}),
 		requests:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_requests_total", Help: "Requests by route and status."}, []string{"route", "status"}),
 	}
-	reg.MustRegister(m.batchSize, m.csrSeconds, m.lintSeconds, m.hsmSeconds, m.ackSeconds, m.issued, m.problems, m.requests)
+	reg.MustRegister(m.batchSize, m.csrSeconds, m.lintSeconds, m.lintChecks, m.hsmSeconds, m.ackSeconds, m.issued, m.problems, m.requests)
 	m.metricsHTTP = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
 }

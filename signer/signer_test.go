@@ -286,3 +286,68 @@ func TestMultiChunkBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestLintByShape: with lint: shape, zlint sees the first certificate of
+// each shape of a batch; the others share its verdict. A refused shape
+// refuses every CSR of that shape, and nothing of it is signed.
+func TestLintByShape(t *testing.T) {
+	e := newEnv(t, func(c *signer.Config) {
+		b, err := os.ReadFile(c.IssuersFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.Replace(b, []byte("lint: every                 # a few named operators"), []byte("lint: shape # "), 1)
+		if err := os.WriteFile(c.IssuersFile, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	checks := func() (zlint, shape int) {
+		_, _, b := e.do(t, "GET", "/metrics", "", "", "", nil)
+		for _, line := range strings.Split(string(b), "\n") {
+			var n int
+			if _, err := fmt.Sscanf(line, `certmill_signer_lint_checks_total{how="zlint"} %d`, &n); err == nil {
+				zlint = n
+			}
+			if _, err := fmt.Sscanf(line, `certmill_signer_lint_checks_total{how="shape"} %d`, &n); err == nil {
+				shape = n
+			}
+		}
+		return
+	}
+	// 40 devices of one shape: one zlint run.
+	var csrs []string
+	for i := range 40 {
+		csrs = append(csrs, deviceCSR(t, p256(t), fmt.Sprintf("MTR-%04d", i)))
+	}
+	r := e.submit(t, "manufacturing", "device", acmeToken, "shape-1", batchBody(csrs...))
+	if r.Issued != 40 {
+		t.Fatalf("issued %d of 40", r.Issued)
+	}
+	if z, s := checks(); z != 1 || s != 40 {
+		t.Fatalf("zlint ran %d times for 40 certificates of one shape (shape checks %d), want 1 (40)", z, s)
+	}
+	// Firmware signers whose common name ends in a space (zlint warns:
+	// w_subject_dn_trailing_whitespace): both of that shape refused, the
+	// clean one issued.
+	mk := func(cn string) string {
+		k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	}
+	r = e.submit(t, "firmware", "firmware-signer", acmeToken, "shape-2", batchBody(mk("Jane Doe "), mk("Ann Lee"), mk("John Roe ")))
+	if r.Issued != 1 || r.Results[1].Problem != nil {
+		t.Fatalf("the clean certificate: issued %d, %+v", r.Issued, r.Results[1].Problem)
+	}
+	for _, i := range []int{0, 2} {
+		p := r.Results[i].Problem
+		if p == nil || p.Type != problem.Prefix+problem.LintFailed || !strings.Contains(p.Detail, "trailing_whitespace") {
+			t.Fatalf("csrs[%d]: %+v, want a lint refusal naming the trailing whitespace", i, p)
+		}
+	}
+	if z, s := checks(); z != 3 || s != 43 {
+		t.Fatalf("zlint ran %d times in all (shape checks %d), want 3 (43)", z, s)
+	}
+}

@@ -75,6 +75,12 @@ type Profile struct {
 	Subject SubjectRules `yaml:"subject"`
 	// SANs say which subject alternative names a CSR may ask for.
 	SANs SANRules `yaml:"sans"`
+	// Lint says which certificates zlint sees before the HSM signs:
+	// "every" (the default: each one, Boulder's way) or "shape" (the first
+	// certificate of each lint.Shape in a batch; the others differ from it
+	// only where lint.Shape says the verdict cannot change). A refused
+	// shape refuses every CSR of that shape.
+	Lint string `yaml:"lint"`
 	// LintExclude names zlint lints that do not apply to this profile,
 	// each with its reason in the YAML comment beside it.
 	LintExclude []string `yaml:"lint_exclude"`
@@ -174,7 +180,20 @@ func (iss *Issuer) Compile() error {
 	return p.Err()
 }
 
+// Lint modes.
+const (
+	LintEvery = "every"
+	LintShape = "shape"
+)
+
 func (pr *Profile) compile(p *config.Problems, at string) {
+	switch pr.Lint {
+	case "":
+		pr.Lint = LintEvery
+	case LintEvery, LintShape:
+	default:
+		p.Addf("%s.lint: %q, want every or shape", at, pr.Lint)
+	}
 	if pr.ValidityDays < 1 {
 		p.Addf("%s.validity_days: must be positive", at)
 	}
@@ -434,7 +453,7 @@ func (iss *Issuer) Template(pr *Profile, csr *x509.CertificateRequest, sn *big.I
 		ExtKeyUsage:           pr.eku,
 		BasicConstraintsValid: true,
 		IsCA:                  false,
-		SubjectKeyId:          KeyID(csr.PublicKey),
+		SubjectKeyId:          subjectKeyID(csr),
 		DNSNames:              dns,
 		URIs:                  uris,
 		IPAddresses:           ips,
@@ -508,6 +527,20 @@ func KeyID(pub crypto.PublicKey) []byte {
 	if err != nil {
 		return nil
 	}
+	return KeyIDFromSPKI(spki)
+}
+
+func subjectKeyID(csr *x509.CertificateRequest) []byte {
+	if id := KeyIDFromSPKI(csr.RawSubjectPublicKeyInfo); id != nil {
+		return id
+	}
+	return KeyID(csr.PublicKey) // a request built in memory
+}
+
+// KeyIDFromSPKI is KeyID of a DER SubjectPublicKeyInfo, such as a CSR's
+// RawSubjectPublicKeyInfo (Go's parsers accept only the canonical
+// encoding, so it is the key's one encoding).
+func KeyIDFromSPKI(spki []byte) []byte {
 	var info struct {
 		Alg pkix.AlgorithmIdentifier
 		Key asn1.BitString
