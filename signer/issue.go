@@ -20,6 +20,7 @@ import (
 	"github.com/certmill/certmill/pkg/problem"
 	"github.com/certmill/certmill/pkg/profile"
 	"github.com/certmill/certmill/pkg/serial"
+	"github.com/certmill/certmill/pkg/tbs"
 )
 
 // issuer is one issuing CA, ready to sign.
@@ -145,41 +146,72 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 	if tmpl.NotAfter.After(is.cert.NotAfter) {
 		tmpl.NotAfter = is.cert.NotAfter // never outlive the issuer
 	}
+	// The lint's draft (signed with the throwaway key) becomes the
+	// prototype whose TBS the HSM signs: byte for byte the TBS that
+	// x509.CreateCertificate would make (pkg/tbs), without paying its
+	// encoder again for every certificate of a shape.
+	var proto *tbs.Prototype
 	if s.cfg.Lint {
-		var err error
 		if pr.Lint == profile.LintShape {
-			err = shapes.verdict(lint.Shape(tmpl, profile.KeyType(csr.PublicKey)), func() error {
+			proto, err = shapes.verdict(lint.Shape(tmpl, profile.KeyType(csr.PublicKey)), func() (*tbs.Prototype, error) {
 				return s.lintDraft(is, profName, tmpl, csr)
 			})
 			s.m.lintChecks.WithLabelValues("shape").Inc()
 		} else {
-			err = s.lintDraft(is, profName, tmpl, csr)
+			proto, err = s.lintDraft(is, profName, tmpl, csr)
 		}
 		if err != nil {
 			return nil, nil, problem.New(problem.LintFailed, http.StatusUnprocessableEntity, "%v (hint: the profile or the CSR must change)", err), nil
 		}
 	}
 	t0 := time.Now()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, csr.PublicKey, is.key)
+	var der []byte
+	if proto != nil {
+		der, err = s.signTBS(is, proto, tmpl, csr)
+	} else {
+		// x509.CreateCertificate checks the HSM's signature over the
+		// result with the issuer's public key before returning it.
+		der, err = x509.CreateCertificate(rand.Reader, tmpl, is.cert, csr.PublicKey, is.key)
+	}
 	s.m.hsmSeconds.Observe(time.Since(t0).Seconds())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sign: %w", err)
 	}
-	// x509.CreateCertificate has checked the HSM's signature over the
-	// result with the issuer's public key before returning it; serial and
-	// validity are the template's.
-	return der, tmpl, nil, nil
+	return der, tmpl, nil, nil // serial and validity are the template's
+}
+
+// signTBS has the HSM sign the TBS built from the prototype and checks the
+// signature with the issuer's public key, as x509.CreateCertificate does.
+func (s *Signer) signTBS(is *issuer, proto *tbs.Prototype, tmpl *x509.Certificate, csr *x509.CertificateRequest) ([]byte, error) {
+	t, err := proto.TBS(tmpl, csr.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	msg := t
+	if proto.Hash != 0 {
+		h := proto.Hash.New()
+		h.Write(t)
+		msg = h.Sum(nil)
+	}
+	sig, err := is.key.Sign(rand.Reader, msg, proto.Hash)
+	if err != nil {
+		return nil, err
+	}
+	if err := is.cert.CheckSignature(proto.SignatureAlgorithm, t, sig); err != nil {
+		return nil, fmt.Errorf("the HSM's signature does not verify with the issuer's certificate: %w", err)
+	}
+	return proto.Certificate(t, sig)
 }
 
 // lintDraft signs the certificate with the issuer's throwaway key and
 // lints it: the CA key never signs what zlint refuses (Boulder's way).
-func (s *Signer) lintDraft(is *issuer, profName string, tmpl *x509.Certificate, csr *x509.CertificateRequest) error {
+func (s *Signer) lintDraft(is *issuer, profName string, tmpl *x509.Certificate, csr *x509.CertificateRequest) (*tbs.Prototype, error) {
 	t0 := time.Now()
 	defer func() { s.m.lintSeconds.Observe(time.Since(t0).Seconds()) }()
 	s.m.lintChecks.WithLabelValues("zlint").Inc()
 	draft, err := x509.CreateCertificate(rand.Reader, tmpl, is.lintParent, csr.PublicKey, is.lintKey)
 	if err != nil {
-		return fmt.Errorf("cannot build the certificate: %w", err)
+		return nil, fmt.Errorf("cannot build the certificate: %w", err)
 	}
 	l := is.linters[profName]
 	fs, err := l.Certificate(draft)
@@ -188,24 +220,33 @@ func (s *Signer) lintDraft(is *issuer, profName string, tmpl *x509.Certificate, 
 	}
 	if err != nil {
 		s.log.Warn("signer: lint refused a certificate", "issuer", is.name, "profile", profName, "err", err)
+		return nil, err
 	}
-	return err
+	p, err := tbs.New(draft)
+	if err != nil {
+		// A signature algorithm pkg/tbs does not build: crypto/x509 signs.
+		s.log.Debug("signer: no prototype, crypto/x509 encodes each certificate", "issuer", is.name, "err", err)
+		return nil, nil
+	}
+	return p, nil
 }
 
-// shapeVerdicts holds zlint's verdict per lint.Shape for one batch: the
-// first certificate of a shape is linted, the others of that shape wait
-// for its verdict and share it.
+// shapeVerdicts holds zlint's verdict per lint.Shape for one batch, with
+// the linted draft as the shape's prototype: the first certificate of a
+// shape is linted, the others of that shape wait for its verdict and
+// share it.
 type shapeVerdicts struct {
 	mu sync.Mutex
 	m  map[string]*shapeVerdict
 }
 
 type shapeVerdict struct {
-	once sync.Once
-	err  error
+	once  sync.Once
+	proto *tbs.Prototype
+	err   error
 }
 
-func (v *shapeVerdicts) verdict(shape string, lint func() error) error {
+func (v *shapeVerdicts) verdict(shape string, lint func() (*tbs.Prototype, error)) (*tbs.Prototype, error) {
 	v.mu.Lock()
 	if v.m == nil {
 		v.m = map[string]*shapeVerdict{}
@@ -216,8 +257,8 @@ func (v *shapeVerdicts) verdict(shape string, lint func() error) error {
 		v.m[shape] = e
 	}
 	v.mu.Unlock()
-	e.once.Do(func() { e.err = lint() })
-	return e.err
+	e.once.Do(func() { e.proto, e.err = lint() })
+	return e.proto, e.err
 }
 
 // publicKeyID identifies a public key for the duplicate check.

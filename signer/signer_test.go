@@ -25,6 +25,7 @@ import (
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/lint"
 	"github.com/certmill/certmill/pkg/problem"
+	"github.com/certmill/certmill/pkg/serial"
 	"github.com/certmill/certmill/signer"
 )
 
@@ -322,6 +323,21 @@ func TestLintByShape(t *testing.T) {
 	r := e.submit(t, "manufacturing", "device", acmeToken, "shape-1", batchBody(csrs...))
 	if r.Issued != 40 {
 		t.Fatalf("issued %d of 40", r.Issued)
+	}
+	chain, _ := pem.Decode([]byte(r.Chain))
+	ca, err := x509.ParseCertificate(chain.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, res := range r.Results {
+		blk, _ := pem.Decode([]byte(res.Certificate))
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatalf("certificate %d: %v", i, err)
+		}
+		if err := c.CheckSignatureFrom(ca); err != nil || c.Subject.CommonName != fmt.Sprintf("MTR-%04d", i) || serial.Hex(c.SerialNumber) != res.Serial {
+			t.Fatalf("certificate %d, built from the shape's prototype: %v, subject %s, serial %x", i, err, c.Subject, c.SerialNumber)
+		}
 	}
 	if z, s := checks(); z != 1 || s != 40 {
 		t.Fatalf("zlint ran %d times for 40 certificates of one shape (shape checks %d), want 1 (40)", z, s)
