@@ -77,12 +77,23 @@ func New(opts Options) (*Linter, error) {
 		}
 		reg.SetConfiguration(c)
 	}
+	// zlint asks the registry for its sorted names on every certificate,
+	// only to size a map: about an eighth of its time per certificate.
+	reg = sortedOnce{Registry: reg, names: reg.Names()}
 	acc := map[string]bool{}
 	for _, n := range opts.AcceptNotices {
 		acc[n] = true
 	}
 	return &Linter{reg: reg, accepted: acc}, nil
 }
+
+// sortedOnce is a registry whose Names are sorted once.
+type sortedOnce struct {
+	zl.Registry
+	names []string
+}
+
+func (r sortedOnce) Names() []string { return r.names }
 
 // Certificate lints a DER certificate and returns every finding of notice
 // level or worse, sorted by lint name.

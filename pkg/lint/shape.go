@@ -2,9 +2,10 @@ package lint
 
 import (
 	"crypto/x509"
-	"encoding/hex"
+	"encoding/asn1"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -32,60 +33,106 @@ import (
 //
 // keyType is profile.KeyType of the public key (ecdsa-p256, rsa-2048...).
 func Shape(t *x509.Certificate, keyType string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "key=%s;nb=%d;na=%d;ku=%d;eku=%v;ueku=%v;ca=%v/%v/%d/%v;",
-		keyType, t.NotBefore.Unix(), t.NotAfter.Unix(), t.KeyUsage, t.ExtKeyUsage, t.UnknownExtKeyUsage,
-		t.BasicConstraintsValid, t.IsCA, t.MaxPathLen, t.MaxPathLenZero)
-	fmt.Fprintf(&b, "ocsp=%q;aia=%q;crl=%q;pol=%v;", t.OCSPServer, t.IssuingCertificateURL, t.CRLDistributionPoints, t.Policies)
+	// Every field is written with its length, so no value can run into
+	// the next. It is built for every certificate of a batch: no fmt.
+	var b shapeBuf
+	b.str("key", keyType)
+	b.num("nb", t.NotBefore.Unix())
+	b.num("na", t.NotAfter.Unix())
+	b.num("ku", int64(t.KeyUsage))
+	for _, e := range t.ExtKeyUsage {
+		b.num("eku", int64(e))
+	}
+	for _, e := range t.UnknownExtKeyUsage {
+		b.str("ueku", e.String())
+	}
+	b.str("ca", strconv.FormatBool(t.BasicConstraintsValid)+strconv.FormatBool(t.IsCA)+strconv.Itoa(t.MaxPathLen)+strconv.FormatBool(t.MaxPathLenZero))
+	for _, u := range t.OCSPServer {
+		b.str("ocsp", u)
+	}
+	for _, u := range t.IssuingCertificateURL {
+		b.str("aia", u)
+	}
+	for _, u := range t.CRLDistributionPoints {
+		b.str("crl", u)
+	}
+	for _, p := range t.Policies {
+		b.str("pol", p.String())
+	}
+	for _, p := range t.PolicyIdentifiers {
+		b.str("poli", p.String())
+	}
 	for _, e := range t.ExtraExtensions {
-		fmt.Fprintf(&b, "ext=%s/%v/%s;", e.Id, e.Critical, hex.EncodeToString(e.Value))
+		b.str("ext", e.Id.String()+strconv.FormatBool(e.Critical)+string(e.Value))
 	}
 	cn := t.Subject.CommonName
 	for _, rdn := range t.Subject.ToRDNSequence() {
-		b.WriteString("rdn")
+		b.str("rdn", "")
 		for _, a := range rdn {
-			v := fmt.Sprint(a.Value)
-			if a.Type.String() == "2.5.4.6" { // countryName: ISO 3166 codes are checked
-				fmt.Fprintf(&b, "/%s=%q", a.Type, v)
-				continue
+			v, ok := a.Value.(string)
+			if !ok {
+				v = fmt.Sprint(a.Value)
 			}
-			fmt.Fprintf(&b, "/%s=%q", a.Type, mask(v))
+			if !a.Type.Equal(oidCountry) { // ISO 3166 codes are checked: kept
+				v = mask(v)
+			}
+			b.str(a.Type.String(), v)
 		}
-		b.WriteString(";")
 	}
-	rel := func(v string) string {
+	rel := func(v string) {
 		switch {
 		case cn == "":
-			return ""
 		case v == cn:
-			return "=cn"
+			b.str("rel", "=cn")
 		case strings.EqualFold(v, cn):
-			return "~cn"
+			b.str("rel", "~cn")
 		}
-		return ""
 	}
 	for _, d := range t.DNSNames {
-		fmt.Fprintf(&b, "dns=%q%s;", mask(d), rel(d))
+		b.str("dns", mask(d))
+		rel(d)
 	}
 	for _, e := range t.EmailAddresses {
-		fmt.Fprintf(&b, "email=%q%s;", mask(e), rel(e))
+		b.str("email", mask(e))
+		rel(e)
 	}
 	for _, u := range t.URIs {
-		fmt.Fprintf(&b, "uri=%s%s;", uriShape(u), rel(u.String()))
+		b.str("uri", uriShape(u))
+		rel(u.String())
 	}
 	for _, ip := range t.IPAddresses {
-		fmt.Fprintf(&b, "ip=%s;", ip)
+		b.str("ip", ip.String())
 	}
-	return b.String()
+	return string(b)
+}
+
+var oidCountry = asn1.ObjectIdentifier{2, 5, 4, 6}
+
+type shapeBuf []byte
+
+func (b *shapeBuf) str(k, v string) {
+	*b = append(*b, k...)
+	*b = append(*b, ' ')
+	*b = strconv.AppendInt(*b, int64(len(v)), 10)
+	*b = append(*b, ':')
+	*b = append(*b, v...)
+	*b = append(*b, ';')
+}
+
+func (b *shapeBuf) num(k string, v int64) {
+	*b = append(*b, k...)
+	*b = append(*b, ' ')
+	*b = strconv.AppendInt(*b, v, 10)
+	*b = append(*b, ';')
 }
 
 func uriShape(u *url.URL) string {
 	if u.Opaque != "" {
-		return fmt.Sprintf("%q:%q", u.Scheme, mask(u.Opaque))
+		return strconv.Itoa(len(u.Scheme)) + ":" + u.Scheme + ":" + mask(u.Opaque)
 	}
 	c := *u
 	c.Scheme = ""
-	return fmt.Sprintf("%q:%q", u.Scheme, mask(c.String()))
+	return strconv.Itoa(len(u.Scheme)) + ":" + u.Scheme + ":" + mask(c.String())
 }
 
 // mask replaces letters and digits by their class, keeping the last label

@@ -174,5 +174,5 @@ func ExampleShape() {
 	c := &x509.Certificate{Subject: pkix.Name{CommonName: "MTR-000123", Country: []string{"DE"}}, DNSNames: []string{"mtr-000123.meters.example"}}
 	s := Shape(c, "ecdsa-p256")
 	fmt.Println(s[strings.Index(s, "rdn"):])
-	// Output: rdn/2.5.4.6="DE";rdn/2.5.4.3="AAA-000000";dns="aaa-000000.aaaaaa.example";
+	// Output: rdn 0:;2.5.4.6 2:DE;rdn 0:;2.5.4.3 10:AAA-000000;dns 25:aaa-000000.aaaaaa.example;
 }

@@ -27,6 +27,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/certmill/certmill/pkg/config"
 )
 
@@ -43,6 +46,15 @@ type Issuer struct {
 	KeyLabel string `yaml:"key_label"`
 	// Profiles by name.
 	Profiles map[string]*Profile `yaml:"profiles"`
+
+	freshest pkix.Extension // encoded once by Compile
+}
+
+func (iss *Issuer) freshestCRL() pkix.Extension {
+	if iss.freshest.Id == nil {
+		return freshestCRL(iss.URLs.DeltaCRL) // not compiled
+	}
+	return iss.freshest
 }
 
 // URLs are the issuer's public endpoints (plain http: their answers are signed).
@@ -174,6 +186,7 @@ func (iss *Issuer) Compile() error {
 	if len(iss.Profiles) == 0 {
 		p.Addf("%s.profiles: at least one is required", at)
 	}
+	iss.freshest = freshestCRL(iss.URLs.DeltaCRL)
 	for name, pr := range iss.Profiles {
 		pr.compile(&p, at+".profiles."+name)
 	}
@@ -461,7 +474,7 @@ func (iss *Issuer) Template(pr *Profile, csr *x509.CertificateRequest, sn *big.I
 		OCSPServer:            []string{iss.URLs.OCSP},
 		IssuingCertificateURL: []string{iss.URLs.CAIssuers},
 		CRLDistributionPoints: []string{iss.URLs.CRL},
-		ExtraExtensions:       []pkix.Extension{freshestCRL(iss.URLs.DeltaCRL)},
+		ExtraExtensions:       []pkix.Extension{iss.freshestCRL()},
 	}
 	if len(t.IPAddresses) == 0 {
 		t.IPAddresses = nil
@@ -541,13 +554,12 @@ func subjectKeyID(csr *x509.CertificateRequest) []byte {
 // RawSubjectPublicKeyInfo (Go's parsers accept only the canonical
 // encoding, so it is the key's one encoding).
 func KeyIDFromSPKI(spki []byte) []byte {
-	var info struct {
-		Alg pkix.AlgorithmIdentifier
-		Key asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(spki, &info); err != nil {
+	in := cryptobyte.String(spki)
+	var info cryptobyte.String
+	var key asn1.BitString
+	if !in.ReadASN1(&info, cbasn1.SEQUENCE) || !info.SkipASN1(cbasn1.SEQUENCE) || !info.ReadASN1BitString(&key) {
 		return nil
 	}
-	h := sha256.Sum256(info.Key.Bytes)
+	h := sha256.Sum256(key.Bytes)
 	return h[:20]
 }
