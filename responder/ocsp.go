@@ -179,14 +179,17 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// RFC 5019 §6: caching headers, so that a CDN can carry the load.
+	// Keys are given canonical and values made once per answer: this runs
+	// for every request.
 	h := &ctx.Response.Header
-	h.SetContentType("application/ocsp-response")
-	h.Set("ETag", a.etag)
-	h.Set("Last-Modified", a.lastMod)
-	h.Set("Expires", a.expires)
-	maxAge := max(int(time.Until(a.staleAt).Seconds()), 0)
-	h.Set("Cache-Control", "max-age="+strconv.Itoa(maxAge)+", public, no-transform, must-revalidate")
-	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && bytes.Contains(inm, []byte(a.etag[1:len(a.etag)-1])) {
+	h.SetContentTypeBytes(contentTypeOCSP)
+	h.SetCanonical(hdrETag, a.etag)
+	h.SetCanonical(hdrLastModified, a.lastMod)
+	h.SetCanonical(hdrExpires, a.expires)
+	var cc [96]byte
+	maxAge := max(int64(time.Until(a.staleAt)/time.Second), 0)
+	h.SetCanonical(hdrCacheControl, append(strconv.AppendInt(append(cc[:0], "max-age="...), maxAge, 10), ", public, no-transform, must-revalidate"...))
+	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && bytes.Contains(inm, a.etag[1:len(a.etag)-1]) {
 		ctx.SetStatusCode(304)
 		return
 	}
@@ -194,6 +197,14 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 }
 
 const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+var (
+	contentTypeOCSP = []byte("application/ocsp-response")
+	hdrETag         = []byte("ETag")
+	hdrLastModified = []byte("Last-Modified")
+	hdrExpires      = []byte("Expires")
+	hdrCacheControl = []byte("Cache-Control")
+)
 
 func (r *Responder) issuerOf(req *ocsp.Request) *issuer {
 	for _, is := range r.issuers {
@@ -248,7 +259,7 @@ func (r *Responder) answer(is *issuer, req *ocsp.Request) (*answer, error) {
 	}
 	sum := sha256.Sum256(der)
 	a := &answer{der: der, thisUpdate: this, nextUpdate: tmpl.NextUpdate, staleAt: this.Add(r.cfg.ResponseValidity / 2),
-		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, lastMod: this.Format(httpDate), expires: tmpl.NextUpdate.UTC().Format(httpDate)}
+		etag: []byte(`"` + hex.EncodeToString(sum[:16]) + `"`), lastMod: []byte(this.Format(httpDate)), expires: []byte(tmpl.NextUpdate.UTC().Format(httpDate))}
 	// Answers about never-issued serials go to the bounded cache: a flood
 	// of them must not fill memory.
 	r.cacheMu.RLock()

@@ -192,7 +192,7 @@ type answer struct {
 	nextUpdate time.Time
 	staleAt    time.Time
 	// headers, made once
-	etag, lastMod, expires string
+	etag, lastMod, expires []byte
 }
 
 // New opens the store, the HSM and the ledger and certifies a delegated
