@@ -425,7 +425,7 @@ func (r *report) signerSection(w writer, pl plotSet) {
 
 func (r *report) ocspSection(w writer, pl plotSet) {
 	w("## OCSP responder\n\nRequests per second over 64 connections, Zipf-distributed serials (s = 1.1), 20 %% never issued, ")
-	w("1 %% of the store revoked, after one warm-up pass over the 100,000 requests, next to a static fasthttp answer of the same size ")
+	w("1 %% of the store revoked, after one warm-up pass over the 100,000 requests, next to a static fasthttp answer of the same size (the same body and RFC 5019 headers) ")
 	w("on the same loopback in the same process; and the store's own ceilings at the same size, measured by bench just before ")
 	w("on a store of its own with the responder's layout and options, loaded and then compacted (the best case for reads), ")
 	w("one goroutine per core, no HTTP, no locks. Disk per certificate is the responder's store after loading and compaction; ")
