@@ -124,12 +124,18 @@ openssl verify -crl_check -use_deltas -CAfile "$C/root.pem" -untrusted "$DEMO/ce
 ocsp_out=$(openssl ocsp -issuer "$C/manufacturing.pem" -cert "$DEMO/certs/$FIRST" -url http://127.0.0.1:8081/manufacturing -CAfile "$DEMO/trust.pem" -no_nonce 2>&1)
 echo "$ocsp_out" | grep -q ": revoked" || fail "openssl ocsp $FIRST: $ocsp_out"
 echo "  openssl ocsp ${FIRST%.pem}: revoked ($(echo "$ocsp_out" | grep -o 'Reason: [a-zA-Z]*'))"
+DEVICE=${FIRST%.pem}
+LISTED=$("$BIN/certmill" list -metadata "device_id=$DEVICE" 2>/dev/null) || fail "certmill list"
+echo "$LISTED" | grep -q '"status":"revoked"' || fail "certmill list device_id=$DEVICE: $LISTED"
+LINE=$("$BIN/certmill" list -metadata product_line=E350 2>&1 >/dev/null) || fail "certmill list product_line"
+[ "$LINE" = "certmill: $DEVICES certificates" ] || fail "certmill list product_line=E350: $LINE, want $DEVICES"
+echo "  certmill list -metadata device_id=$DEVICE: $(echo "$LISTED" | wc -l) certificate, revoked; product_line=E350: $DEVICES certificates"
 kill $DEV; wait $DEV 2>/dev/null || true
 trap - EXIT
 
 step "summary"
 cat <<SUM
-  device certificates:  $ISSUED issued at $RATE certificates/s, every one linted and recorded in the ledger first
+  device certificates:  $ISSUED issued at $RATE certificates/s, linted (zlint per shape) and recorded in the ledger first
   OCSP:                 5000 fleet queries at $OCSP_RATE queries/s, every answer's signature verified
   revocation:           10 devices; OCSP said revoked after $LATENCY; the delta CRL listed them
   files:                $C (root, CAs, CRLs, transcript), $S (shares), $DEMO/certs, $DEMO/fw-certs, $DEMO/gw-certs

@@ -39,6 +39,8 @@ type Config struct {
 	Lint bool `yaml:"lint"`
 	// Limits bound what one request may cost.
 	Limits Limits `yaml:"limits"`
+	// Index is the listing index (GET /v1/certificates?batch_id=...).
+	Index IndexConfig `yaml:"index"`
 	// Workers is how many CSRs are checked and signed at once. Default:
 	// the HSM's session count times 2.
 	Workers int `yaml:"workers"`
@@ -62,6 +64,10 @@ type Limits struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// BatchTimeout bounds the work on one batch. Default 10m.
 	BatchTimeout time.Duration `yaml:"batch_timeout"`
+	// ListWait bounds how long a listing waits for the index to catch up
+	// with the ledger (so that it holds every certificate acknowledged
+	// before the request); then 503. Default 2s.
+	ListWait time.Duration `yaml:"list_wait"`
 }
 
 // Defaults fills unset fields.
@@ -88,6 +94,12 @@ func (c *Config) Defaults() {
 	}
 	if c.Limits.BatchTimeout == 0 {
 		c.Limits.BatchTimeout = 10 * time.Minute
+	}
+	if c.Limits.ListWait == 0 {
+		c.Limits.ListWait = 2 * time.Second
+	}
+	if c.Index.MinFreeBytes == 0 {
+		c.Index.MinFreeBytes = 64 << 20
 	}
 	if c.Workers == 0 {
 		c.Workers = 2 * c.HSM.Sessions
@@ -131,7 +143,7 @@ func (c *Config) Validate() error {
 
 // Resolve makes relative paths relative to the folder of the file at path.
 func (c *Config) Resolve(path string) {
-	config.ResolvePaths(path, &c.IssuersFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials)
+	config.ResolvePaths(path, &c.IssuersFile, &c.TLS.CertFile, &c.TLS.KeyFile, &c.HSM.PIN.File, &c.Ledger.Dir, &c.Ledger.Credentials, &c.Index.Dir)
 }
 
 // Load reads a signer configuration file.

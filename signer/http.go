@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"mime"
@@ -75,6 +76,13 @@ func (s *Signer) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.batch(ctx, t, parts[2], parts[4])
+	case len(parts) == 2 && parts[1] == "certificates":
+		route = "list"
+		if !ctx.IsGet() && !ctx.IsHead() {
+			s.fail(ctx, problem.New(problem.BadRequest, 405, "use GET"))
+			return
+		}
+		s.list(ctx, t)
 	case len(parts) == 3 && parts[1] == "certificates":
 		route = "certificate"
 		if !ctx.IsGet() && !ctx.IsHead() {
@@ -230,6 +238,19 @@ func (s *Signer) batch(ctx *fasthttp.RequestCtx, t *tenant.Tenant, issuerName, p
 	ctx.SetBody(b)
 }
 
+// checkMetadata bounds metadata: what lists find certificates by.
+func checkMetadata(md map[string]string, whose string) *problem.Problem {
+	for k, v := range md {
+		if len(k) > 64 || len(v) > 256 || k == "" {
+			return problem.New(problem.BadRequest, 400, "%s metadata: keys 1 to 64 bytes, values at most 256", whose)
+		}
+		if !validMeta(k) || (v != "" && !validMeta(v)) {
+			return problem.New(problem.BadRequest, 400, "%s metadata %q: no control characters in keys or values", whose, k)
+		}
+	}
+	return nil
+}
+
 // decodeBatch parses and bounds a batch body.
 func decodeBatch(body []byte, maxCSRs int) (*batchRequest, *problem.Problem) {
 	var req batchRequest
@@ -250,14 +271,15 @@ func decodeBatch(body []byte, maxCSRs int) (*batchRequest, *problem.Problem) {
 	if len(req.Metadata) > 32 {
 		return nil, problem.New(problem.BadRequest, 400, "at most 32 batch metadata entries")
 	}
+	if p := checkMetadata(req.Metadata, "the batch's"); p != nil {
+		return nil, p
+	}
 	for i, c := range req.CSRs {
 		if len(c.Metadata) > 32 {
 			return nil, problem.New(problem.BadRequest, 400, "csrs[%d]: at most 32 metadata entries", i)
 		}
-		for k, v := range c.Metadata {
-			if len(k) > 64 || len(v) > 256 {
-				return nil, problem.New(problem.BadRequest, 400, "csrs[%d]: metadata keys at most 64 bytes, values 256", i)
-			}
+		if p := checkMetadata(c.Metadata, fmt.Sprintf("csrs[%d]:", i)); p != nil {
+			return nil, p
 		}
 	}
 	return &req, nil
@@ -497,7 +519,7 @@ type CertificateJSON struct {
 	RevokedAt      *time.Time        `json:"revoked_at,omitempty"`
 	Reason         string            `json:"reason,omitempty"`
 	InvalidityDate *time.Time        `json:"invalidity_date,omitempty"`
-	Certificate    string            `json:"certificate"`
+	Certificate    string            `json:"certificate,omitempty"` // PEM; not in listings
 }
 
 // find looks a serial up in every issuer the tenant may use. A certificate

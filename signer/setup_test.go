@@ -57,7 +57,7 @@ func newEnv(t testing.TB, mutate func(*signer.Config)) *env {
 	os.WriteFile(issuers, bytes.ReplaceAll(src, []byte("../demo/ceremony/"), []byte(h.Config.OutDir+"/")), 0o600)
 	cfg := &signer.Config{
 		Listen: "127.0.0.1:0", InsecurePlainHTTP: true, IssuersFile: issuers, HSM: h.Online, Lint: true,
-		Ledger: ledger.Config{Dir: filepath.Join(dir, "ledger")},
+		Ledger: ledger.Config{Dir: filepath.Join(dir, "ledger")}, Index: signer.IndexConfig{Dir: filepath.Join(dir, "index")},
 		Tenants: []*tenant.Tenant{
 			{Name: "acme", TokenSHA256: tenant.HashToken(acmeToken), Issuers: map[string][]string{
 				"manufacturing": {"device"}, "firmware": {"firmware-signer"}, "codeverify": {"gateway"}}},

@@ -37,6 +37,7 @@ type Signer struct {
 	log     *slog.Logger
 	hsm     *hsm.HSM
 	ledger  *ledger.Ledger
+	index   *index // nil: listing off
 	owned   service.Owned
 	tenants *tenant.Set
 	issuers map[string]*issuer
@@ -76,6 +77,13 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Signer, error) {
 	}
 	s.owned.Add(res.Close)
 	s.hsm, s.ledger = res.HSM, res.Ledger
+	if cfg.Index.Dir != "" {
+		if s.index, err = openIndex(cfg.Index); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.owned.Add(func() { s.index.close() })
+	}
 	for _, p := range files.Issuers {
 		is, err := loadIssuer(p, s.hsm)
 		if err != nil {
@@ -142,6 +150,12 @@ func (s *Signer) Run(ctx context.Context) error {
 			return fmt.Errorf("signer: TLS key pair: %w", err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if s.index != nil {
+		fctx, stop := context.WithCancel(ctx)
+		followed := make(chan struct{})
+		go func() { defer close(followed); s.follow(fctx) }()
+		defer func() { stop(); <-followed }()
 	}
 	s.ready.Store(true)
 	s.log.Info("signer: serving", "addr", ln.Addr().String(), "tls", !s.cfg.InsecurePlainHTTP, "issuers", len(s.issuers))

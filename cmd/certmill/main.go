@@ -4,14 +4,17 @@
 //	certmill submit -url URL -issuer manufacturing -profile device -out certs/ csrs/
 //	certmill get    -url URL -serial HEX [-format pem|der|json]
 //	certmill revoke -url URL -serial HEX -reason keyCompromise
+//	certmill list   -url URL -batch-id ID | -metadata device_id=MTR-0001[,product_line=E350]
 //
 // The bearer token comes from $CERTMILL_TOKEN or -token-file, never argv.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -32,7 +35,8 @@ func main() {
 	prof := fs.String("profile", "device", "profile, for submit")
 	out := fs.String("out", "certs", "folder for certificates, chain and summary, for submit")
 	size := fs.Int("batch", 1000, "CSRs per batch, for submit")
-	meta := fs.String("metadata", "", "batch metadata as k=v,k=v (product_line, lot, plant), for submit")
+	meta := fs.String("metadata", "", "metadata as k=v,k=v (product_line, lot, plant, device_id): the batch's for submit, the filter for list")
+	batchID := fs.String("batch-id", "", "batch id (from a submit's summary), for list")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	serialHex := fs.String("serial", "", "certificate serial (hex), for get and revoke")
 	format := fs.String("format", "pem", "pem, der or json, for get")
@@ -88,6 +92,37 @@ func main() {
 			fail(err, "")
 		}
 		os.Stdout.Write(b)
+	case "list":
+		q := neturl.Values{}
+		if *batchID != "" {
+			q.Set("batch_id", *batchID)
+		}
+		for _, kv := range strings.Split(*meta, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				q.Set("metadata."+k, v)
+			}
+		}
+		if len(q) == 0 {
+			fail(fmt.Errorf("list needs -batch-id or -metadata k=v"), "")
+		}
+		n := 0
+		err := c.List(ctx, q, func(page []byte) error {
+			var p struct {
+				Certificates []json.RawMessage `json:"certificates"`
+			}
+			if err := json.Unmarshal(page, &p); err != nil {
+				return err
+			}
+			for _, c := range p.Certificates { // one JSON object per line
+				os.Stdout.Write(append(c, '\n'))
+			}
+			n += len(p.Certificates)
+			return nil
+		})
+		if err != nil {
+			fail(err, "")
+		}
+		fmt.Fprintf(os.Stderr, "certmill: %d certificates\n", n)
 	case "revoke":
 		if *serialHex == "" || *reason == "" {
 			fail(fmt.Errorf("revoke needs -serial and -reason"), "")
@@ -110,7 +145,7 @@ func envOr(k, d string) string {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, "usage: certmill submit|get|revoke [flags] (certmill submit -h for flags)\n")
+	fmt.Fprint(os.Stderr, "usage: certmill submit|get|list|revoke [flags] (certmill submit -h for flags)\n")
 	os.Exit(2)
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -188,6 +189,36 @@ func (c *Client) SubmitBatch(ctx context.Context, issuer, profile, key string, m
 func (c *Client) Get(ctx context.Context, serial, accept string) ([]byte, error) {
 	b, _, err := c.do(ctx, "GET", "/v1/certificates/"+serial, map[string]string{"Accept": accept}, nil)
 	return b, err
+}
+
+// List fetches every page of GET /v1/certificates for a filter given as
+// query values (batch_id, or metadata.<key>), calling page with each
+// page's raw JSON ({"certificates": [...], "next": ...}).
+func (c *Client) List(ctx context.Context, filter url.Values, page func([]byte) error) error {
+	q := url.Values{}
+	for k, v := range filter {
+		q[k] = v
+	}
+	q.Set("limit", "1000")
+	for {
+		b, _, err := c.do(ctx, "GET", "/v1/certificates?"+q.Encode(), map[string]string{"Accept": "application/json"}, nil)
+		if err != nil {
+			return err
+		}
+		if err := page(b); err != nil {
+			return err
+		}
+		var p struct {
+			Next string `json:"next"`
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			return fmt.Errorf("certmill: a listing page: %w", err)
+		}
+		if p.Next == "" {
+			return nil
+		}
+		q.Set("after", p.Next)
+	}
 }
 
 // Revoke revokes a certificate with an RFC 5280 reason name.

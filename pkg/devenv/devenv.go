@@ -141,6 +141,7 @@ func Serve(ctx context.Context, o Options) error {
 	lc := ledger.Config{Dir: filepath.Join(dir, "ledger")} // shared below; named for validation only
 	all := map[string][]string{"manufacturing": {"device"}, "firmware": {"firmware-signer"}, "codeverify": {"gateway"}}
 	sg, err := signer.New(ctx, &signer.Config{Listen: o.SignerAddr, InsecurePlainHTTP: true, IssuersFile: issuersFile, HSM: hc, Ledger: lc, Lint: true,
+		Index:   signer.IndexConfig{Dir: filepath.Join(dir, "signer-index")},
 		Tenants: []*tenant.Tenant{{Name: "acme-meters", TokenSHA256: tenant.HashToken(token.Reveal()), Issuers: all}}},
 		signer.Deps{Log: o.Log, HSM: h, Ledger: l})
 	if err != nil {
