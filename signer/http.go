@@ -590,16 +590,22 @@ func certJSON(c ledger.Cert) CertificateJSON {
 		BatchID: is.BatchID, Index: is.Index, NotBefore: time.Unix(is.NotBefore, 0).UTC(), NotAfter: time.Unix(is.NotAfter, 0).UTC(),
 		Metadata: is.Metadata, Status: "good", Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.DER}))}
 	if r := c.Revoked; r != nil {
-		j.Status = "revoked"
-		at := time.Unix(0, r.Time).UTC()
-		j.RevokedAt = &at
-		j.Reason = ReasonName(r.Reason)
-		if r.InvalidityDate != 0 {
-			d := time.Unix(r.InvalidityDate, 0).UTC()
-			j.InvalidityDate = &d
-		}
+		j.revoked(r.Time, r.Reason, r.InvalidityDate)
 	}
 	return j
+}
+
+// revoked marks j revoked at (Unix nanoseconds) for an RFC 5280 reason,
+// with an invalidity date in Unix seconds (0 for none).
+func (j *CertificateJSON) revoked(at int64, reason int, invalidity int64) {
+	j.Status = "revoked"
+	t := time.Unix(0, at).UTC()
+	j.RevokedAt = &t
+	j.Reason = ReasonName(reason)
+	if invalidity != 0 {
+		d := time.Unix(invalidity, 0).UTC()
+		j.InvalidityDate = &d
+	}
 }
 
 // Revocation reasons an end-entity certificate may be revoked for (RFC

@@ -99,19 +99,7 @@ func (x *index) Apply(es []ledger.Entry, last uint64) error {
 		if e, ok := pending[string(k)]; ok {
 			return e, nil
 		}
-		v, c, err := x.db.Get(k)
-		if errors.Is(err, pebble.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		var e indexEntry
-		if err := cbor.Unmarshal(v, &e); err != nil {
-			return nil, fmt.Errorf("signer: index: damaged entry: %w", err)
-		}
-		return &e, nil
+		return x.load(k)
 	}
 	for _, e := range es {
 		if e.Seq <= applied || e.Err != nil {
@@ -245,7 +233,12 @@ func (x *index) list(tenant string, f listFilter, after []byte, limit int) ([]in
 }
 
 func (x *index) entry(issuer string, serial []byte) (*indexEntry, error) {
-	v, c, err := x.db.Get(certKey(issuer, serial))
+	return x.load(certKey(issuer, serial))
+}
+
+// load reads one entry, nil if there is none.
+func (x *index) load(k []byte) (*indexEntry, error) {
+	v, c, err := x.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}

@@ -123,14 +123,7 @@ func entryJSON(e *indexEntry) CertificateJSON {
 		BatchID: e.BatchID, Index: e.Index, NotBefore: time.Unix(e.NotBefore, 0).UTC(), NotAfter: time.Unix(e.NotAfter, 0).UTC(),
 		Metadata: e.Metadata, Status: "good"}
 	if e.RevokedAt != 0 {
-		j.Status = "revoked"
-		at := time.Unix(0, e.RevokedAt).UTC()
-		j.RevokedAt = &at
-		j.Reason = ReasonName(e.Reason)
-		if e.Invalid != 0 {
-			d := time.Unix(e.Invalid, 0).UTC()
-			j.InvalidityDate = &d
-		}
+		j.revoked(e.RevokedAt, e.Reason, e.Invalid)
 	}
 	return j
 }
