@@ -2,9 +2,11 @@ package signer
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -108,6 +110,9 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Signer, error) {
 		}
 	}
 	s.m = newMetrics(s.reg)
+	for _, is := range s.issuers {
+		is.key = countedSigner{is.key, s.m.hsmInFlight}
+	}
 	s.srv = &fasthttp.Server{
 		Name:                          "certmill-signer",
 		Handler:                       s.handle,
@@ -183,6 +188,7 @@ type metrics struct {
 	lintSeconds prometheus.Histogram
 	lintChecks  *prometheus.CounterVec
 	hsmSeconds  prometheus.Histogram
+	hsmInFlight prometheus.Gauge
 	ackSeconds  prometheus.Histogram
 	issued      *prometheus.CounterVec
 	problems    *prometheus.CounterVec
@@ -198,14 +204,27 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		lintSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_lint_seconds", Help: "zlint time per certificate, throwaway signature included.", Buckets: buckets}),
 		lintChecks:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_lint_checks_total", Help: "Certificates checked before signing: zlint run on a draft, or covered by the zlint verdict on the first certificate of their shape (profiles with lint: shape)."}, []string{"how"}),
 		hsmSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_hsm_sign_seconds", Help: "HSM signature time per certificate, session pool wait included.", Buckets: buckets}),
+		hsmInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "certmill_signer_hsm_signatures_in_flight", Help: "HSM signatures asked for and not yet returned: above hsm.sessions, callers wait for a session."}),
 		ackSeconds:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "certmill_signer_ledger_ack_seconds", Help: "Ledger acknowledgement time per chunk.", Buckets: buckets}),
 		issued:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_certificates_total", Help: "Certificates returned, by issuer and whether they were issued now or replayed for a retried batch."}, []string{"issuer", "how"}),
 		problems:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_problems_total", Help: "Problems answered, by type."}, []string{"type"}),
 		requests:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "certmill_signer_requests_total", Help: "Requests by route and status."}, []string{"route", "status"}),
 	}
-	reg.MustRegister(m.batchSize, m.csrSeconds, m.lintSeconds, m.lintChecks, m.hsmSeconds, m.ackSeconds, m.issued, m.problems, m.requests)
+	reg.MustRegister(m.batchSize, m.csrSeconds, m.lintSeconds, m.lintChecks, m.hsmSeconds, m.hsmInFlight, m.ackSeconds, m.issued, m.problems, m.requests)
 	m.metricsHTTP = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
+}
+
+// countedSigner counts the signatures in flight through the HSM's pool.
+type countedSigner struct {
+	crypto.Signer
+	inFlight prometheus.Gauge
+}
+
+func (c countedSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	c.inFlight.Inc()
+	defer c.inFlight.Dec()
+	return c.Signer.Sign(r, digest, opts)
 }
 
 // slogPrintf sends fasthttp's own messages to the structured log.
