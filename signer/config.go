@@ -101,6 +101,9 @@ func (c *Config) Defaults() {
 	if c.Index.MinFreeBytes == 0 {
 		c.Index.MinFreeBytes = 64 << 20
 	}
+	if c.Index.MetadataKeys == nil {
+		c.Index.MetadataKeys = []string{"device_id", "product_line"}
+	}
 	if c.Workers == 0 {
 		c.Workers = 2 * c.HSM.Sessions
 	}

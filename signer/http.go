@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -485,23 +486,30 @@ func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (led
 }
 
 // parallel runs f(i) for every i in [lo, hi) on the signer's worker slots
-// and returns when all have ended.
+// and returns when all have ended. Its goroutines live for the whole
+// range, so that their stacks grow once (x509 and ECDSA are deep), and
+// take a slot per item, so that concurrent batches share the slots.
 func (s *Signer) parallel(ctx context.Context, lo, hi int, f func(i int)) error {
+	var next atomic.Int64
+	next.Store(int64(lo))
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	for i := lo; i < hi; i++ {
-		select {
-		case s.work <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	for range min(cap(s.work), hi-lo) {
 		wg.Add(1)
 		go func() {
-			defer func() { <-s.work; wg.Done() }()
-			f(i)
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < hi; i = int(next.Add(1) - 1) {
+				select {
+				case s.work <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				f(i)
+				<-s.work
+			}
 		}()
 	}
-	return nil
+	wg.Wait()
+	return ctx.Err()
 }
 
 // CertificateJSON is the JSON view of a certificate.

@@ -25,6 +25,11 @@ type IndexConfig struct {
 	// MinFreeBytes stops applying the ledger when the disk has less room
 	// (listing then answers 503 until it has). Default 64 MiB.
 	MinFreeBytes uint64 `yaml:"min_free_bytes"`
+	// MetadataKeys are the metadata a listing can start from; each costs
+	// one index key per certificate. Default device_id and product_line.
+	// Other metadata still narrows a listing that starts from one of these
+	// or from a batch.
+	MetadataKeys []string `yaml:"metadata_keys"`
 }
 
 // indexEntry is what a listing returns for one certificate.
@@ -54,6 +59,7 @@ type index struct {
 	db      *pebble.DB
 	dir     string
 	minFree uint64
+	keys    map[string]bool // indexed metadata keys
 	applied atomic.Uint64
 }
 
@@ -62,7 +68,10 @@ func openIndex(cfg IndexConfig) (*index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signer: index: %w", err)
 	}
-	x := &index{db: db, dir: cfg.Dir, minFree: cfg.MinFreeBytes}
+	x := &index{db: db, dir: cfg.Dir, minFree: cfg.MinFreeBytes, keys: map[string]bool{}}
+	for _, k := range cfg.MetadataKeys {
+		x.keys[k] = true
+	}
 	seq, err := x.lastSeq()
 	if err != nil {
 		db.Close()
@@ -111,21 +120,16 @@ func (x *index) Apply(es []ledger.Entry, last uint64) error {
 			if !ledger.ValidName(is.Issuer) || !ledger.ValidName(is.Tenant) {
 				continue
 			}
+			// An issuance arrives once (records at or below the applied
+			// sequence are skipped, and a serial is issued once): no read.
 			k := certKey(is.Issuer, is.Serial)
-			old, err := get(k)
-			if err != nil {
-				return err
-			}
-			if old != nil {
-				continue // applied before: the first record stands
-			}
 			pending[string(k)] = &indexEntry{Issuer: is.Issuer, Serial: is.Serial, Tenant: is.Tenant, Profile: is.Profile, BatchID: is.BatchID,
 				Index: is.Index, NotBefore: is.NotBefore, NotAfter: is.NotAfter, Metadata: is.Metadata}
 			if is.BatchID != "" && !bytes.ContainsRune([]byte(is.BatchID), 0) {
 				b.Set(join("b", is.Tenant, is.BatchID, is.Issuer, string(is.Serial)), nil, nil)
 			}
 			for mk, mv := range is.Metadata {
-				if validMeta(mk) && validMeta(mv) {
+				if x.keys[mk] && validMeta(mk) && validMeta(mv) {
 					b.Set(join("m", is.Tenant, mk, mv, is.Issuer, string(is.Serial)), nil, nil)
 				}
 			}
@@ -157,7 +161,10 @@ func (x *index) Apply(es []ledger.Entry, last uint64) error {
 	if err := kvstore.CheckRoom(x.dir, x.minFree); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	// Not synced: the index is derived, and its entries and its applied
+	// sequence commit in one batch, so a crash loses both together and
+	// the next start applies them again from the ledger.
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
 	if last > applied {
@@ -177,11 +184,12 @@ func validMeta(s string) bool {
 }
 
 // listFilter chooses certificates of one tenant: by batch id, or by
-// metadata values (all must match; the first, in key order, is the
-// index walked).
+// metadata values (all must match); the index walked is the batch's or
+// that of walk, an indexed metadata key.
 type listFilter struct {
 	batchID string
 	meta    [][2]string // sorted by key
+	walk    int         // index in meta of the metadata walked when there is no batch id
 }
 
 // list returns up to limit entries after the cursor (a key suffix from a
@@ -192,7 +200,7 @@ func (x *index) list(tenant string, f listFilter, after []byte, limit int) ([]in
 	case f.batchID != "":
 		prefix = append(join("b", tenant, f.batchID), 0)
 	case len(f.meta) > 0:
-		prefix = append(join("m", tenant, f.meta[0][0], f.meta[0][1]), 0)
+		prefix = append(join("m", tenant, f.meta[f.walk][0], f.meta[f.walk][1]), 0)
 	default:
 		return nil, nil, errors.New("signer: list needs a filter")
 	}

@@ -76,6 +76,19 @@ func (s *Signer) list(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		return
 	}
 	sort.Slice(f.meta, func(i, j int) bool { return f.meta[i][0] < f.meta[j][0] })
+	if f.batchID == "" {
+		f.walk = -1
+		for i, kv := range f.meta {
+			if s.index.keys[kv[0]] {
+				f.walk = i
+				break
+			}
+		}
+		if f.walk < 0 {
+			s.fail(ctx, problem.New(problem.BadRequest, 400, "no indexed metadata among the filters: start from batch_id or one of %s (index.metadata_keys)", strings.Join(s.cfg.Index.MetadataKeys, ", ")))
+			return
+		}
+	}
 
 	// Read your writes: wait until the index holds what the ledger had
 	// when the request came.

@@ -100,7 +100,7 @@ func TestListCertificates(t *testing.T) {
 		t.Fatalf("after the revocation: %+v", r.Certificates)
 	}
 	// Bad requests.
-	for _, q := range []string{"", "limit=10", "batch_id=x&limit=0", "batch_id=x&limit=1001", "batch_id=x&after=%%%", "batch_id=x&colour=red", "metadata.device_id=" + url.QueryEscape("a\x01b")} {
+	for _, q := range []string{"", "limit=10", "batch_id=x&limit=0", "batch_id=x&limit=1001", "batch_id=x&after=%%%", "batch_id=x&colour=red", "metadata.plant=Zug", "metadata.device_id=" + url.QueryEscape("a\x01b")} {
 		st, _, b := list(acmeToken, q)
 		if st != 400 || !strings.Contains(string(b), problem.Prefix+problem.BadRequest) {
 			t.Errorf("?%s: %d %s, want 400 and a problem", q, st, b)
