@@ -241,6 +241,13 @@ func (p *proc) logHas(s string) bool {
 	return bytes.Contains(b, []byte(s))
 }
 
+// startCount is how many times the process has been started.
+func (p *proc) startCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starts
+}
+
 func (p *proc) pid() int {
 	cmd, done := p.current()
 	if cmd == nil {
