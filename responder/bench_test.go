@@ -109,12 +109,8 @@ func BenchmarkOCSP(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-						defer fasthttp.ReleaseRequest(req)
-						defer fasthttp.ReleaseResponse(resp)
-						req.SetRequestURI(url)
-						req.Header.SetMethod("POST")
-						req.Header.SetContentType("application/ocsp-request")
+						req, resp, release := ocspPost(url)
+						defer release()
 						for j := i.Add(1) - 1; j < pool; j = i.Add(1) - 1 {
 							req.SetBody(reqs[j])
 							c.Do(req, resp)
@@ -326,6 +322,16 @@ func BenchmarkNeverIssued(b *testing.B) {
 	}
 }
 
+// ocspPost is a pooled OCSP POST to url and its response; release
+// returns both to fasthttp's pools.
+func ocspPost(url string) (*fasthttp.Request, *fasthttp.Response, func()) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(url)
+	req.Header.SetMethod("POST")
+	req.Header.SetContentType("application/ocsp-request")
+	return req, resp, func() { fasthttp.ReleaseRequest(req); fasthttp.ReleaseResponse(resp) }
+}
+
 // askOCSP sends b.N OCSP requests by POST from 64 goroutines over at most
 // conns connections to addr, the i-th with body(i), and reports requests
 // per second and the latency percentiles the clients saw. closeEach asks
@@ -340,12 +346,8 @@ func askOCSP(b *testing.B, addr string, conns int, closeEach bool, body func(i i
 	b.SetParallelism(32) // 64 goroutines on 2 cores: 64 connections
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(url)
-		req.Header.SetMethod("POST")
-		req.Header.SetContentType("application/ocsp-request")
+		req, resp, release := ocspPost(url)
+		defer release()
 		if closeEach {
 			req.SetConnectionClose()
 		}

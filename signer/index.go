@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -125,7 +126,7 @@ func (x *index) Apply(es []ledger.Entry, last uint64) error {
 			k := certKey(is.Issuer, is.Serial)
 			pending[string(k)] = &indexEntry{Issuer: is.Issuer, Serial: is.Serial, Tenant: is.Tenant, Profile: is.Profile, BatchID: is.BatchID,
 				Index: is.Index, NotBefore: is.NotBefore, NotAfter: is.NotAfter, Metadata: is.Metadata}
-			if is.BatchID != "" && !bytes.ContainsRune([]byte(is.BatchID), 0) {
+			if is.BatchID != "" && !strings.ContainsRune(is.BatchID, 0) {
 				b.Set(join("b", is.Tenant, is.BatchID, is.Issuer, string(is.Serial)), nil, nil)
 			}
 			for mk, mv := range is.Metadata {

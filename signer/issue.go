@@ -151,6 +151,7 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 	// x509.CreateCertificate would make (pkg/tbs), without paying its
 	// encoder again for every certificate of a shape.
 	var proto *tbs.Prototype
+	own := false // proto is this certificate's own draft: its TBS is ours as it is
 	if s.cfg.Lint {
 		if pr.Lint == profile.LintShape {
 			proto, err = shapes.verdict(lint.Shape(tmpl, profile.KeyType(csr.PublicKey)), func() (*tbs.Prototype, error) {
@@ -159,6 +160,7 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 			s.m.lintChecks.WithLabelValues("shape").Inc()
 		} else {
 			proto, err = s.lintDraft(is, profName, tmpl, csr)
+			own = true
 		}
 		if err != nil {
 			return nil, nil, problem.New(problem.LintFailed, http.StatusUnprocessableEntity, "%v (hint: the profile or the CSR must change)", err), nil
@@ -166,9 +168,15 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 	}
 	t0 := time.Now()
 	var der []byte
-	if proto != nil {
-		der, err = s.signTBS(is, proto, tmpl, csr)
-	} else {
+	switch {
+	case proto != nil && own:
+		der, err = s.signTBS(is, proto, proto.Own())
+	case proto != nil:
+		var t []byte
+		if t, err = proto.TBS(tmpl, csr.PublicKey); err == nil {
+			der, err = s.signTBS(is, proto, t)
+		}
+	default:
 		// x509.CreateCertificate checks the HSM's signature over the
 		// result with the issuer's public key before returning it.
 		der, err = x509.CreateCertificate(rand.Reader, tmpl, is.cert, csr.PublicKey, is.key)
@@ -180,13 +188,9 @@ func (s *Signer) issueOne(is *issuer, profName string, csr *x509.CertificateRequ
 	return der, tmpl, nil, nil // serial and validity are the template's
 }
 
-// signTBS has the HSM sign the TBS built from the prototype and checks the
+// signTBS has the HSM sign a TBS of the prototype's shape and checks the
 // signature with the issuer's public key, as x509.CreateCertificate does.
-func (s *Signer) signTBS(is *issuer, proto *tbs.Prototype, tmpl *x509.Certificate, csr *x509.CertificateRequest) ([]byte, error) {
-	t, err := proto.TBS(tmpl, csr.PublicKey)
-	if err != nil {
-		return nil, err
-	}
+func (s *Signer) signTBS(is *issuer, proto *tbs.Prototype, t []byte) ([]byte, error) {
 	msg := t
 	if proto.Hash != 0 {
 		h := proto.Hash.New()

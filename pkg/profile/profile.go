@@ -50,13 +50,6 @@ type Issuer struct {
 	freshest pkix.Extension // encoded once by Compile
 }
 
-func (iss *Issuer) freshestCRL() pkix.Extension {
-	if iss.freshest.Id == nil {
-		return freshestCRL(iss.URLs.DeltaCRL) // not compiled
-	}
-	return iss.freshest
-}
-
 // URLs are the issuer's public endpoints (plain http: their answers are signed).
 type URLs struct {
 	OCSP      string `yaml:"ocsp"`       // AIA id-ad-ocsp
@@ -474,7 +467,7 @@ func (iss *Issuer) Template(pr *Profile, csr *x509.CertificateRequest, sn *big.I
 		OCSPServer:            []string{iss.URLs.OCSP},
 		IssuingCertificateURL: []string{iss.URLs.CAIssuers},
 		CRLDistributionPoints: []string{iss.URLs.CRL},
-		ExtraExtensions:       []pkix.Extension{iss.freshestCRL()},
+		ExtraExtensions:       []pkix.Extension{iss.freshest},
 	}
 	if len(t.IPAddresses) == 0 {
 		t.IPAddresses = nil

@@ -33,6 +33,7 @@ var (
 
 // Prototype is one certificate's TBSCertificate, taken apart.
 type Prototype struct {
+	own                               []byte // the prototype's own TBSCertificate
 	version, sigAlg, issuer, validity []byte // encoded fields, as they are
 	exts                              []ext
 	// SignatureAlgorithm and Hash say how the issuer signs: Hash is the
@@ -54,7 +55,7 @@ func New(certDER []byte) (*Prototype, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tbs: prototype: %w", err)
 	}
-	p := &Prototype{SignatureAlgorithm: c.SignatureAlgorithm}
+	p := &Prototype{own: c.RawTBSCertificate, SignatureAlgorithm: c.SignatureAlgorithm}
 	switch c.SignatureAlgorithm {
 	case x509.ECDSAWithSHA256, x509.SHA256WithRSA:
 		p.Hash = crypto.SHA256
@@ -106,6 +107,10 @@ func New(certDER []byte) (*Prototype, error) {
 	}
 	return p, nil
 }
+
+// Own is the prototype's own TBSCertificate: that of the certificate it
+// was made from, for an issuer whose key signs what its draft was.
+func (p *Prototype) Own() []byte { return p.own }
 
 // TBS encodes the TBSCertificate of t for the public key pub: the
 // prototype's fields, with t's serial, subject, key, subject key

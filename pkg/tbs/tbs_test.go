@@ -76,6 +76,9 @@ func TestSameAsCrypto509(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					if fc, _ := x509.ParseCertificate(first); !bytes.Equal(p.Own(), fc.RawTBSCertificate) {
+						t.Fatal("Own is not the prototype's TBS")
+					}
 					for i := 2; i < 40; i += 7 {
 						tmpl := mkTmpl(i*1000+i, names)
 						want, err := x509.CreateCertificate(rand.Reader, tmpl, ca, leaf, ik)
