@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,12 +51,36 @@ func Binary(t testing.TB) string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	given.mu.Lock()
+	defer given.mu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand a port it just freed out again: never give
+		// one port to two listeners of the same test process.
+		if !given.ports[port] {
+			given.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+var given = struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// logTail is the end of a node's log, for a failure message.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
 }
 
 // Node is one nats-server process.
@@ -93,7 +118,7 @@ func (n *Node) Start(t testing.TB) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ledgertest: %s not healthy within 30s (log: %s)", n.Name, n.log.Name())
+			t.Fatalf("ledgertest: %s not healthy within 30s (log: %s):\n%s", n.Name, n.log.Name(), logTail(n.log.Name()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -223,7 +248,7 @@ func waitHealthy(t testing.TB, n *Node, d time.Duration) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ledgertest: %s not healthy within %s (log: %s)", n.Name, d, n.log.Name())
+			t.Fatalf("ledgertest: %s not healthy within %s (log: %s):\n%s", n.Name, d, n.log.Name(), logTail(n.log.Name()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
