@@ -8,6 +8,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -30,6 +31,7 @@ type streamView struct {
 	batches map[string]int // batch id -> issuance records
 	records int
 	last    uint64
+	stalls  int // consumers made again after ledger.ErrStalled
 }
 
 func (v *streamView) Apply(es []ledger.Entry, last uint64) error {
@@ -45,17 +47,25 @@ func (v *streamView) Apply(es []ledger.Entry, last uint64) error {
 	return v.state.Apply(es, last)
 }
 
-// readStream reads every record of the stream.
+// readStream reads every record of the stream. A consumer that stalls
+// (ledger.ErrStalled) is made again from the last record read, as Follow
+// does in the services; each time is logged.
 func readStream(t *testing.T, l *ledger.Ledger) *streamView {
 	t.Helper()
 	v := &streamView{state: ledger.NewMemState(), issued: map[string]int{}, batches: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err := l.Consume(ctx, 0, v, ledger.ConsumeOptions{CaughtUp: func(uint64) { cancel() }})
-	if err != nil && ctx.Err() == nil {
-		t.Fatalf("chaos: read the stream: %v", err)
+	for {
+		err := l.Consume(ctx, v.last, v, ledger.ConsumeOptions{CaughtUp: func(uint64) { cancel() }})
+		if ctx.Err() != nil {
+			return v
+		}
+		if !errors.Is(err, ledger.ErrStalled) {
+			t.Fatalf("chaos: read the stream: %v", err)
+		}
+		v.stalls++
+		t.Logf("chaos: reading the stream back: %v; a new consumer from %d", err, v.last)
 	}
-	return v
 }
 
 // responderView is what a responder must hold for the reference state.

@@ -35,7 +35,21 @@ type ConsumeOptions struct {
 	// record that was in the stream when Consume started. Until then a
 	// reader must not answer from its state (the responder says tryLater).
 	CaughtUp func(lastSeq uint64)
+	// StallAfter: when the stream holds a record after the last one
+	// delivered and nothing arrives for this long, Consume returns
+	// ErrStalled (Follow then resumes on a new consumer). Default 10 s.
+	StallAfter time.Duration
 }
+
+// ErrStalled: the consumer stopped delivering although the stream holds
+// records after the last one it delivered. After a cluster node's death a
+// consumer placed on it can stay silent while its heartbeats still arrive;
+// only a new consumer gets the records.
+var ErrStalled = errors.New("ledger: the consumer stopped delivering records the stream holds")
+
+// probeEvery is how long a reader goes without a record before it asks
+// the stream whether anything after its position exists.
+const probeEvery = 2 * time.Second
 
 // Consume delivers every record after from (the reader's last applied
 // sequence, 0 for none) to a, in stream order, until ctx ends or Apply
@@ -45,6 +59,9 @@ type ConsumeOptions struct {
 func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts ConsumeOptions) error {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 512
+	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = 10 * time.Second
 	}
 	target, err := l.LastSeq(ctx)
 	if err != nil {
@@ -60,7 +77,10 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 		}
 	}
 	check(from)
-	cc := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	// A bounded number of attempts to make the consumer again (the
+	// default, forever, would hide a cluster that cannot place it from
+	// Follow, which reports and retries).
+	cc := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 4}
 	if from > 0 {
 		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cc.OptStartSeq = from + 1
@@ -105,6 +125,7 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 
 	buf := make([]Entry, 0, opts.MaxBatch)
 	applied := from
+	seen := from // the last sequence delivered, applied or not
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
@@ -123,13 +144,52 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 	// so what has arrived is applied as soon as the stream goes quiet.
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
+	// The probe: after probeEvery without a record, is there one after
+	// the last delivered? If not, the reader is caught up (also when the
+	// records at the stream's end have expired, so that its last sequence
+	// is never delivered); if so for StallAfter, the consumer is stalled.
+	probe := time.NewTicker(probeEvery)
+	defer probe.Stop()
+	lastArrival, waitingSince := time.Now(), time.Time{}
 	for {
 		var n next
 		select {
 		case n = <-msgs:
+			lastArrival, waitingSince = time.Now(), time.Time{}
 		case <-idle.C:
 			if err := flush(); err != nil {
 				return err
+			}
+			continue
+		case <-probe.C:
+			if time.Since(lastArrival) < probeEvery {
+				continue
+			}
+			more, err := l.holdsAfter(ctx, seen)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				continue // the probe is a hint: a failed one changes nothing
+			}
+			if !more {
+				waitingSince = time.Time{}
+				if err := flush(); err != nil {
+					return err
+				}
+				if !caughtUp {
+					target = applied
+					check(applied)
+				}
+				continue
+			}
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+			} else if time.Since(waitingSince) >= opts.StallAfter {
+				if err := flush(); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w (after sequence %d, nothing for %s)", ErrStalled, seen, time.Since(lastArrival).Round(time.Second))
 			}
 			continue
 		}
@@ -146,6 +206,7 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 		if md.Sequence.Stream <= applied {
 			continue // delivered again after a consumer reset
 		}
+		seen = max(seen, md.Sequence.Stream)
 		r, derr := Decode(n.m.Data())
 		if derr != nil {
 			buf = append(buf, Entry{Seq: md.Sequence.Stream, Time: md.Timestamp, Record: r, Err: derr})
@@ -163,6 +224,17 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 			idle.Reset(20 * time.Millisecond)
 		}
 	}
+}
+
+// holdsAfter says whether the stream holds a record after seq.
+func (l *Ledger) holdsAfter(ctx context.Context, seq uint64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
+	defer cancel()
+	_, err := l.stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(l.cfg.Prefix+".>"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // FollowOptions tune Follow.

@@ -14,6 +14,8 @@ import (
 	"github.com/certmill/certmill/pkg/ledger"
 	"github.com/certmill/certmill/pkg/ledger/ledgertest"
 	"github.com/certmill/certmill/pkg/serial"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func issued(issuer string, n int) []ledger.Issued {
@@ -292,5 +294,57 @@ func TestSerialSets(t *testing.T) {
 	}
 	if last, _ := l.LastSeq(ctx); last != after {
 		t.Fatalf("the refused chunk stored %d messages", last-after)
+	}
+}
+
+// TestCaughtUpWhenTheTailIsGone: the records at the stream's end can be
+// gone (their TTL passed), so that the stream's last sequence is never
+// delivered. A reader is caught up all the same once the stream holds
+// nothing after what it has read.
+func TestCaughtUpWhenTheTailIsGone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := ledgertest.Embedded(t)
+	if _, err := l.CommitChunk(ctx, chunk("t", 1, 0, issued("manufacturing", 10))); err != nil {
+		t.Fatal(err)
+	}
+	// A revocation with a one-second TTL (the ledger never writes one this
+	// short; the stream honours any).
+	is := issued("manufacturing", 1)[0]
+	data, err := ledger.Encode(ledger.Record{Version: 1, Kind: ledger.KindRevoked, Revoked: &ledger.Revoked{Issuer: "manufacturing", Serial: is.Serial, Time: 1, Reason: 1, Tenant: "acme", NotAfter: is.NotAfter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg("certmill.rev.manufacturing." + ledger.SerialHex(is.Serial))
+	m.Data = data
+	m.Header.Set("Nats-TTL", "1s")
+	js, err := jetstream.New(l.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "CERTMILL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		_, err := st.GetLastMsgForSubject(ctx, m.Subject)
+		return errors.Is(err, jetstream.ErrMsgNotFound)
+	})
+	if last, _ := l.LastSeq(ctx); last != 3 {
+		t.Fatalf("last sequence %d, want 3 (a set, a guard, the expired revocation)", last)
+	}
+	state := ledger.NewMemState()
+	caught := make(chan uint64, 1)
+	go l.Consume(ctx, 0, state, ledger.ConsumeOptions{CaughtUp: func(s uint64) { caught <- s }})
+	select {
+	case s := <-caught:
+		if s != 2 || state.Len() != 10 {
+			t.Fatalf("caught up at %d with %d certificates, want 2 and 10", s, state.Len())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the reader never said it was caught up: it waits for a sequence that will not come")
 	}
 }
