@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -189,7 +190,7 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 				if err := flush(); err != nil {
 					return err
 				}
-				return fmt.Errorf("%w (after sequence %d, nothing for %s)", ErrStalled, seen, time.Since(lastArrival).Round(time.Second))
+				return fmt.Errorf("%w (after sequence %d, nothing for %s; %s)", ErrStalled, seen, time.Since(lastArrival).Round(time.Second), l.placement(ctx, cons))
 			}
 			continue
 		}
@@ -235,6 +236,33 @@ func (l *Ledger) holdsAfter(ctx context.Context, seq uint64) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// placement says where a consumer and the stream's replicas are, for the
+// report of a stalled consumer.
+func (l *Ledger) placement(ctx context.Context, cons jetstream.Consumer) string {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
+	defer cancel()
+	var b strings.Builder
+	if ci := cons.CachedInfo(); ci != nil {
+		fmt.Fprintf(&b, "consumer %s", ci.Name)
+		if ci.Cluster != nil {
+			fmt.Fprintf(&b, " on %s", ci.Cluster.Leader)
+		}
+	}
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		fmt.Fprintf(&b, ", stream info: %v", err)
+		return b.String()
+	}
+	fmt.Fprintf(&b, ", stream last %d", info.State.LastSeq)
+	if c := info.Cluster; c != nil {
+		fmt.Fprintf(&b, ", leader %s", c.Leader)
+		for _, r := range c.Replicas {
+			fmt.Fprintf(&b, ", replica %s current=%v lag=%d", r.Name, r.Current, r.Lag)
+		}
+	}
+	return b.String()
 }
 
 // FollowOptions tune Follow.

@@ -280,13 +280,37 @@ func (l *Ledger) ensureStream(ctx context.Context) error {
 		AllowMsgTTL:        true,
 		AllowAtomicPublish: true,
 	}
-	s, err := l.js.CreateOrUpdateStream(ctx, sc)
-	if err != nil {
-		return fmt.Errorf("ledger: create stream %s: %w", l.cfg.Stream, err)
+	// A cluster that has just formed answers "temporarily unavailable" or
+	// not at all until its meta leader is elected and every peer known;
+	// those are waited out (up to streamWait), a refused configuration is
+	// not.
+	deadline := time.Now().Add(streamWait)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := l.js.CreateOrUpdateStream(actx, sc)
+		cancel()
+		if err == nil {
+			l.stream = s
+			return nil
+		}
+		var api *jetstream.APIError
+		if errors.As(err, &api) && api.Code == 400 || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("ledger: create stream %s: %w", l.cfg.Stream, err)
+		}
+		l.log.Warn("ledger: the stream cannot be made yet; retrying", "stream", l.cfg.Stream, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ledger: create stream %s: %w", l.cfg.Stream, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
-	l.stream = s
-	return nil
 }
+
+// streamWait is how long Open waits for a cluster that cannot make the
+// stream yet (its meta leader not elected).
+const streamWait = 30 * time.Second
 
 // Close disconnects and stops the embedded server, if any.
 func (l *Ledger) Close() {
