@@ -335,6 +335,10 @@ func (l *Ledger) Ping(ctx context.Context) error {
 
 // LastSeq is the stream's last sequence now.
 func (l *Ledger) LastSeq(ctx context.Context) (uint64, error) {
+	// Bounded like a publish: a request the cluster drops (a server that
+	// died with it) must not hold the caller for the caller's whole deadline.
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
+	defer cancel()
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: stream info: %w", err)
