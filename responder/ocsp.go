@@ -238,28 +238,24 @@ func (r *Responder) answer(is *issuer, req *ocsp.Request) (*answer, error) {
 	}
 	d := is.delegated.Load()
 	this := now.UTC().Truncate(time.Second)
-	tmpl := ocsp.Response{
-		SerialNumber: new(big.Int).Set(req.SerialNumber), ThisUpdate: this, NextUpdate: this.Add(r.cfg.ResponseValidity),
-		Certificate: d.cert, IssuerHash: req.HashAlgorithm,
-	}
+	next := this.Add(r.cfg.ResponseValidity)
 	// INVARIANT: good only with an issuance record and no revocation.
+	var s certStatus
 	switch {
 	case known && st.Revoked:
-		tmpl.Status = ocsp.Revoked
-		tmpl.RevokedAt = time.Unix(0, st.RevokedAt).UTC().Truncate(time.Second)
-		tmpl.RevocationReason = st.Reason
+		s = certStatus{code: ocsp.Revoked, revokedAt: time.Unix(0, st.RevokedAt), reason: st.Reason}
 	case known && st.Issued:
-		tmpl.Status = ocsp.Good
+		s.code = ocsp.Good
 	default:
-		tmpl.Status = ocsp.Unknown
+		s.code = ocsp.Unknown
 	}
-	der, err := ocsp.CreateResponse(is.cert, d.cert, tmpl, d.key)
+	der, err := d.enc.response(req.HashAlgorithm, req.SerialNumber, s, this, this, next)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(der)
-	a := &answer{der: der, thisUpdate: this, nextUpdate: tmpl.NextUpdate, staleAt: this.Add(r.cfg.ResponseValidity / 2),
-		etag: []byte(`"` + hex.EncodeToString(sum[:16]) + `"`), lastMod: []byte(this.Format(httpDate)), expires: []byte(tmpl.NextUpdate.UTC().Format(httpDate))}
+	a := &answer{der: der, thisUpdate: this, nextUpdate: next, staleAt: this.Add(r.cfg.ResponseValidity / 2),
+		etag: []byte(`"` + hex.EncodeToString(sum[:16]) + `"`), lastMod: []byte(this.Format(httpDate)), expires: []byte(next.Format(httpDate))}
 	// Answers about never-issued serials go to the bounded cache: a flood
 	// of them must not fill memory.
 	r.cacheMu.RLock()

@@ -156,6 +156,7 @@ type issuer struct {
 type delegated struct {
 	cert *x509.Certificate
 	key  crypto.Signer
+	enc  *encoder
 }
 
 // Responder is the service.
@@ -321,7 +322,11 @@ func (r *Responder) certify(is *issuer) error {
 	if err != nil {
 		return err
 	}
-	is.delegated.Store(&delegated{cert: cert, key: key})
+	enc, err := newEncoder(is, cert, key)
+	if err != nil {
+		return err
+	}
+	is.delegated.Store(&delegated{cert: cert, key: key, enc: enc})
 	r.log.Info("responder: delegated responder certified", "issuer", is.name, "serial", serial.Hex(sn), "not_after", cert.NotAfter)
 	return nil
 }
