@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -167,13 +168,10 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 				continue
 			}
 			more, err := l.holdsAfter(ctx, seen)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				continue // the probe is a hint: a failed one changes nothing
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-			if !more {
+			if err == nil && !more {
 				waitingSince = time.Time{}
 				if err := flush(); err != nil {
 					return err
@@ -184,13 +182,19 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 				}
 				continue
 			}
+			// Records wait, or the stream cannot say (a probe that fails
+			// as long is as bad a sign).
 			if waitingSince.IsZero() {
 				waitingSince = time.Now()
 			} else if time.Since(waitingSince) >= opts.StallAfter {
-				if err := flush(); err != nil {
-					return err
+				if ferr := flush(); ferr != nil {
+					return ferr
 				}
-				return fmt.Errorf("%w (after sequence %d, nothing for %s; %s)", ErrStalled, seen, time.Since(lastArrival).Round(time.Second), l.placement(ctx, cons))
+				why := "records wait"
+				if err != nil {
+					why = "the stream does not answer: " + err.Error()
+				}
+				return fmt.Errorf("%w (after sequence %d, nothing for %s, %s; %s)", ErrStalled, seen, time.Since(lastArrival).Round(time.Second), why, l.placement(ctx, cons))
 			}
 			continue
 		}
@@ -227,15 +231,39 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 	}
 }
 
-// holdsAfter says whether the stream holds a record after seq.
+// holdsAfter says whether the stream holds a record after seq. It asks
+// the stream's leader (JetStream's message get API, not a direct get,
+// which any replica may answer from behind): a lagging replica's "none"
+// would make a reader caught up early.
 func (l *Ledger) holdsAfter(ctx context.Context, seq uint64) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
 	defer cancel()
-	_, err := l.stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(l.cfg.Prefix+".>"))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return false, nil
+	req, _ := json.Marshal(struct {
+		Seq  uint64 `json:"seq"`
+		Next string `json:"next_by_subj"`
+	}{seq + 1, l.cfg.Prefix + ".>"})
+	m, err := l.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+l.cfg.Stream, req)
+	if err != nil {
+		return false, err
 	}
-	return err == nil, err
+	var resp struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return false, err
+	}
+	switch {
+	case resp.Error == nil:
+		return true, nil
+	case resp.Error.ErrCode == errNoMessageFound:
+		return false, nil
+	default:
+		return false, &APIError{Code: resp.Error.Code, ErrCode: resp.Error.ErrCode, Description: resp.Error.Description}
+	}
 }
 
 // placement says where a consumer and the stream's replicas are, for the

@@ -399,6 +399,7 @@ const (
 	errWrongLastSequence = 10071
 	errBatchDuplicate    = 10201
 	errDuplicateConflict = 10158
+	errNoMessageFound    = 10037
 )
 
 // APIError is an error JetStream returned for a publish.

@@ -336,6 +336,11 @@ func TestCaughtUpWhenTheTailIsGone(t *testing.T) {
 	if last, _ := l.LastSeq(ctx); last != 3 {
 		t.Fatalf("last sequence %d, want 3 (a set, a guard, the expired revocation)", last)
 	}
+	for seq, want := range map[uint64]bool{0: true, 1: true, 2: false, 3: false} {
+		if got, err := l.HoldsAfter(ctx, seq); err != nil || got != want {
+			t.Fatalf("a record after %d: %v (%v), want %v", seq, got, err, want)
+		}
+	}
 	state := ledger.NewMemState()
 	caught := make(chan uint64, 1)
 	go l.Consume(ctx, 0, state, ledger.ConsumeOptions{CaughtUp: func(s uint64) { caught <- s }})
