@@ -58,16 +58,20 @@ func readStream(t *testing.T, l *ledger.Ledger) *streamView {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	caught := false
+	// Where it hangs, for the log of a run that cannot be repeated.
+	dump := time.AfterFunc(time.Minute, func() {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		t.Logf("chaos: reading the stream back has not caught up in a minute; goroutines:\n%s", b.String())
+	})
+	defer dump.Stop()
 	for {
 		err := l.Consume(ctx, v.last, v, ledger.ConsumeOptions{CaughtUp: func(uint64) { caught = true; cancel() }})
 		if caught {
 			return v
 		}
 		if ctx.Err() != nil {
-			// Where it hung, for the log of a run that cannot be repeated.
-			var b strings.Builder
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Logf("chaos: reading the stream back never caught up (%d records, up to %d); goroutines:\n%s", v.records, v.last, b.String())
+			t.Logf("chaos: reading the stream back never caught up (%d records, up to %d)", v.records, v.last)
 			return v
 		}
 		if errors.Is(err, ledger.ErrStalled) {

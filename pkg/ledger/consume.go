@@ -87,7 +87,12 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cc.OptStartSeq = from + 1
 	}
-	cons, err := l.js.OrderedConsumer(ctx, l.cfg.Stream, cc)
+	// Bounded: a cluster can leave the request to make a consumer without
+	// an answer (a chaos run waited two minutes on it after a leader's
+	// death); the caller tries again with a new one.
+	cctx, cancel := context.WithTimeout(ctx, l.cfg.AckTimeout)
+	cons, err := l.js.OrderedConsumer(cctx, l.cfg.Stream, cc)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("ledger: consumer: %w", err)
 	}
