@@ -101,9 +101,9 @@ chaos: stream leader SIGKILLed in a three-node cluster, R3 (profile %s, %s)
   batches submitted            %d (%d attempts), certificates received %d
   leaders SIGKILLed            %d %v
   slowest batch                %s (across the leader elections, retries included)
-  ledger records checked       %d, read back in %s (%d stalled consumers made again); the responder had applied them all %s after the last batch
+  ledger records checked       %d, read back in %s (consumers made again: %d); the responder had applied them all %s after the last batch
   lost certificates            %d; differing %d; serials twice %d; batches issued more than once %d
 `, *profileName, elapsed.Round(time.Second), len(batches), f.attempts, f.received, len(killed), killed,
-		slowest.Round(time.Millisecond), v.records, readBack.Round(time.Millisecond), v.stalls, (readBack + responderLag).Round(time.Millisecond),
+		slowest.Round(time.Millisecond), v.records, readBack.Round(time.Millisecond), v.retries, (readBack + responderLag).Round(time.Millisecond),
 		f.lost, f.differ, f.twice, f.overIssued)
 }
