@@ -43,10 +43,12 @@ type ConsumeOptions struct {
 	StallAfter time.Duration
 }
 
-// ErrStalled: the consumer stopped delivering although the stream holds
-// records after the last one it delivered. After a cluster node's death a
-// consumer placed on it can stay silent while its heartbeats still arrive;
-// only a new consumer gets the records.
+// ErrStalled: the consumer stopped delivering although the stream's
+// leader holds records after the last one it delivered, or the leader
+// cannot be asked. The client library repairs the consumers it knows to
+// be lost; this is the net under that, for any other way a consumer can
+// fall silent (a cluster's node dying with it): a new consumer gets the
+// records.
 var ErrStalled = errors.New("ledger: the consumer stopped delivering records the stream holds")
 
 // probeEvery is how long a reader goes without a record before it asks
