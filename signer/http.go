@@ -419,9 +419,23 @@ type batchJob struct {
 func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (ledger.Chunk, error) {
 	t, is, profName, key, kh, req, csrs, resp, now := j.t, j.is, j.profName, j.key, j.kh, j.req, j.csrs, j.resp, j.now
 	issued := make([]*ledger.Issued, hi-lo)
-	// Every ledger.SetSize consecutive CSRs share a serial set: one ledger
-	// message (one fsync) each, found again from any of its serials.
-	sets := make([]serial.Set, (hi-lo+ledger.SetSize-1)/ledger.SetSize)
+	// Consecutive CSRs share a serial set, up to ledger.SetSize of them and
+	// as many as fit in ledger.SetBytes by their estimated records: one
+	// ledger message (one fsync) each, found again from any of its serials.
+	setOf := make([]int, hi-lo)
+	n, count, size := 0, 0, 0
+	for i := lo; i < hi; i++ {
+		if csrs[i] == nil {
+			continue
+		}
+		est := recordEstimate(is, csrs[i], req.Metadata, req.CSRs[i].Metadata)
+		if count == ledger.SetSize || count > 0 && size+est > s.ledger.SetBytes() {
+			n, count, size = n+1, 0, 0
+		}
+		setOf[i-lo] = n
+		count, size = count+1, size+est
+	}
+	sets := make([]serial.Set, n+1)
 	for k := range sets {
 		var err error
 		if sets[k], err = serial.NewSet(); err != nil {
@@ -435,7 +449,7 @@ func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (led
 			return
 		}
 		t0 := time.Now()
-		der, cert, p, err := s.issueOne(is, profName, csrs[i], sets[(i-lo)/ledger.SetSize], &j.shapes, now)
+		der, cert, p, err := s.issueOne(is, profName, csrs[i], sets[setOf[i-lo]], &j.shapes, now)
 		s.m.csrSeconds.Observe(time.Since(t0).Seconds())
 		if err != nil {
 			mu.Lock()
@@ -483,6 +497,21 @@ func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (led
 		ch.Guard.NotAfter = max(ch.Guard.NotAfter, x.NotAfter)
 	}
 	return ch, nil
+}
+
+// recordEstimate is an upper estimate of the ledger record of the
+// certificate for csr: the CSR (subject, key, names, its own signature),
+// the issuer's certificate (a CA certificate's name, extensions and
+// signature bound what the profile adds), the metadata and the record's
+// fields.
+func recordEstimate(is *issuer, csr *x509.CertificateRequest, batchMD, csrMD map[string]string) int {
+	n := len(csr.Raw) + len(is.cert.Raw) + 256
+	for _, md := range []map[string]string{batchMD, csrMD} {
+		for k, v := range md {
+			n += len(k) + len(v) + 8
+		}
+	}
+	return n
 }
 
 // parallel runs f(i) for every i in [lo, hi) on the signer's worker slots

@@ -271,11 +271,12 @@ func TestMultiChunkBatch(t *testing.T) {
 		t.Fatalf("issued %d, replayed %v", r1.Issued, r1.Replayed)
 	}
 	before := lastSeq(t, e.ledger)
-	// Chunks of 999 and 501 certificates, each in serial sets of
-	// ledger.SetSize (one message each), and 2 guards.
-	sets := func(n int) uint64 { return uint64((n + ledger.SetSize - 1) / ledger.SetSize) }
-	if want := sets(999) + sets(501) + 2; before != want {
-		t.Fatalf("ledger at %d, want %d", before, want)
+	// Chunks of 999 and 501 certificates, each in serial sets (one message
+	// each) of at most ledger.SetSize, and 2 guards; device certificates
+	// with a little metadata fill the sets: 2 and 1 (3 and 2 if the
+	// estimate of their size were a little larger).
+	if sets := setsOf(t, r1); before != uint64(sets)+2 || sets > 5 {
+		t.Fatalf("ledger at %d for %d serial sets, want %d", before, sets, sets+2)
 	}
 	r2 := e.submit(t, "manufacturing", "device", acmeToken, "multi", body)
 	if !r2.Replayed || r2.Issued != 1500 || lastSeq(t, e.ledger) != before {
@@ -284,6 +285,75 @@ func TestMultiChunkBatch(t *testing.T) {
 	for i := range r1.Results {
 		if r1.Results[i].Certificate != r2.Results[i].Certificate {
 			t.Fatalf("result %d differs", i)
+		}
+	}
+}
+
+// setsOf counts the serial sets of a batch's certificates and checks that
+// none holds more than ledger.SetSize.
+func setsOf(t *testing.T, r signer.BatchResponse) int {
+	t.Helper()
+	count := map[serial.Set]int{}
+	for _, x := range r.Results {
+		if x.Serial == "" {
+			continue
+		}
+		sn, err := serial.Parse(x.Serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, ok := serial.SetOf(sn.Bytes())
+		if !ok {
+			t.Fatalf("serial %s is not of a set", x.Serial)
+		}
+		if count[set]++; count[set] > ledger.SetSize {
+			t.Fatalf("set %s holds more than %d certificates", set.Hex(), ledger.SetSize)
+		}
+	}
+	return len(count)
+}
+
+// TestHeavyMetadata: certificates with as much metadata as a batch may
+// carry (32 entries of 64-byte keys and 256-byte values on the batch and
+// on each CSR, about 20 KB per certificate) go into more, smaller serial
+// sets, each one ledger message within the server's max_payload, and the
+// whole batch is issued, replayed and found again.
+func TestHeavyMetadata(t *testing.T) {
+	e := newEnv(t, nil)
+	md := func(prefix string) map[string]string {
+		m := map[string]string{}
+		for k := range 32 {
+			m[fmt.Sprintf("%s%0*d", prefix, 62, k)] = strings.Repeat(string(rune('a'+k%26)), 256)
+		}
+		return m
+	}
+	var es []csrEntry
+	for i := range 300 {
+		m := md("c-")
+		m["device_id"] = fmt.Sprintf("HEAVY-%04d", i)
+		delete(m, fmt.Sprintf("c-%062d", 0))
+		es = append(es, csrEntry{CSR: deviceCSR(t, p256(t), fmt.Sprintf("HEAVY-%04d", i)), Metadata: m})
+	}
+	body, _ := json.Marshal(map[string]any{"metadata": md("b-"), "csrs": es})
+	r1 := e.submit(t, "manufacturing", "device", acmeToken, "heavy", body)
+	if r1.Issued != 300 {
+		t.Fatalf("issued %d of 300", r1.Issued)
+	}
+	sets := setsOf(t, r1)
+	if sets < 300*20_000/e.ledger.SetBytes() {
+		t.Fatalf("%d serial sets for 300 certificates of about 20 KB each: more than SetBytes (%d) in a set", sets, e.ledger.SetBytes())
+	}
+	before := lastSeq(t, e.ledger)
+	if before != uint64(sets)+1 {
+		t.Fatalf("ledger at %d, want %d sets and a guard", before, sets)
+	}
+	r2 := e.submit(t, "manufacturing", "device", acmeToken, "heavy", body)
+	if !r2.Replayed || r2.Issued != 300 || lastSeq(t, e.ledger) != before {
+		t.Fatalf("retry: replayed %v, issued %d, ledger %d", r2.Replayed, r2.Issued, lastSeq(t, e.ledger))
+	}
+	for i := range r1.Results {
+		if r1.Results[i].Certificate != r2.Results[i].Certificate {
+			t.Fatalf("result %d differs on replay", i)
 		}
 	}
 }

@@ -102,9 +102,9 @@ func (l *Ledger) Consume(ctx context.Context, from uint64, a Applier, opts Consu
 	// (its server killed, the stream's leader moved) is noticed and made
 	// again within seconds rather than after the 30 s defaults, which is
 	// what keeps a reader within the one-second freshness goal.
-	// A set record holds up to SetSize certificates (about 100 KB): at
-	// most 128 messages are pulled ahead, which bounds the client's buffer.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*opts.MaxBatch, 128)), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+	// A set record holds up to SetSize certificates (up to SetBytes): at
+	// most 32 messages are pulled ahead, which bounds the client's buffer.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(2*opts.MaxBatch, 32)), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("ledger: consume: %w", err)
 	}

@@ -449,10 +449,16 @@ func (l *Ledger) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, e
 	return ack.Seq - uint64(len(msgs)) + 1, nil
 }
 
-// SetSize is how many certificates a signer puts in one serial.Set, and so
-// in one ledger message: with P-256 certificates and some metadata a set
-// stays far below nats-server's default 1 MiB max_payload.
-const SetSize = 128
+// SetSize is the most certificates a signer puts in one serial.Set, and so
+// in one ledger message (one fsync): 999 certificates commit as 2 sets and
+// a guard. A signer also keeps a set's records within SetBytes.
+const SetSize = 512
+
+// SetBytes is how many bytes of records a signer may plan for one set:
+// three quarters of the server's max_payload (with the default 1 MiB,
+// 768 KiB: 512 P-256 device certificates with a little metadata take about
+// 400 KiB), so that an estimate a little short still fits.
+func (l *Ledger) SetBytes() int { return int(l.nc.MaxPayload()) * 3 / 4 }
 
 // Chunk is one atomic commit of issued certificates and their guard.
 type Chunk struct {
