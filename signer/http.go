@@ -143,6 +143,11 @@ func (s *Signer) internal(ctx *fasthttp.RequestCtx, what string, err error) {
 		s.fail(ctx, problem.New(problem.Unavailable, 503, "the HSM is unavailable; nothing was issued for this request, retry with the same Idempotency-Key"))
 		return
 	}
+	if errors.Is(err, ledger.ErrTooLarge) {
+		s.log.Error("signer: a ledger record is too large", "during", what, "err", err)
+		s.fail(ctx, problem.New(problem.Internal, 500, "a ledger record of this batch is larger than the ledger accepts (nats-server max_payload); nothing was issued: send fewer CSRs or less metadata per batch, or ask the operator to raise max_payload"))
+		return
+	}
 	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "ledger") {
 		s.log.Error("signer: ledger unavailable", "during", what, "err", err)
 		s.fail(ctx, problem.New(problem.Unavailable, 503, "the ledger did not acknowledge in time; retry with the same Idempotency-Key, which returns what was recorded"))

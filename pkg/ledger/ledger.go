@@ -449,6 +449,10 @@ func (l *Ledger) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, e
 	return ack.Seq - uint64(len(msgs)) + 1, nil
 }
 
+// ErrTooLarge: a record is larger than the server accepts; nothing of the
+// chunk was stored, and the same chunk will never fit.
+var ErrTooLarge = errors.New("ledger: record over the server's max_payload")
+
 // SetSize is the most certificates a signer puts in one serial.Set, and so
 // in one ledger message (one fsync): 999 certificates commit as 2 sets and
 // a guard. A signer also keeps a set's records within SetBytes.
@@ -519,7 +523,7 @@ func (l *Ledger) CommitChunk(ctx context.Context, c Chunk) (firstSeq uint64, err
 			return 0, err
 		}
 		if int64(len(m.Data))+4096 > maxPayload {
-			return 0, fmt.Errorf("ledger: serial set %s of %d certificates is %d bytes, over the server's max_payload %d: put fewer certificates in a set or raise max_payload", g.set.Hex(), len(g.rec.Certs), len(m.Data), maxPayload)
+			return 0, fmt.Errorf("%w: serial set %s of %d certificates is %d bytes, over the server's max_payload %d: put fewer certificates in a set or raise max_payload", ErrTooLarge, g.set.Hex(), len(g.rec.Certs), len(m.Data), maxPayload)
 		}
 		// A set is written once: a second set with the same prefix would
 		// hide the first from Lookup.
