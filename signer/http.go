@@ -428,13 +428,13 @@ func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (led
 	// as many as fit in ledger.SetBytes by their estimated records: one
 	// ledger message (one fsync) each, found again from any of its serials.
 	setOf := make([]int, hi-lo)
-	n, count, size := 0, 0, 0
+	n, count, size, budget := 0, 0, 0, s.ledger.SetBytes()
 	for i := lo; i < hi; i++ {
 		if csrs[i] == nil {
 			continue
 		}
 		est := recordEstimate(is, csrs[i], req.Metadata, req.CSRs[i].Metadata)
-		if count == ledger.SetSize || count > 0 && size+est > s.ledger.SetBytes() {
+		if count == ledger.SetSize || count > 0 && size+est > budget {
 			n, count, size = n+1, 0, 0
 		}
 		setOf[i-lo] = n

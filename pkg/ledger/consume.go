@@ -254,11 +254,7 @@ func (l *Ledger) holdsAfter(ctx context.Context, seq uint64) (bool, error) {
 		return false, err
 	}
 	var resp struct {
-		Error *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
+		Error *APIError `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
 		return false, err
@@ -269,7 +265,7 @@ func (l *Ledger) holdsAfter(ctx context.Context, seq uint64) (bool, error) {
 	case resp.Error.ErrCode == errNoMessageFound:
 		return false, nil
 	default:
-		return false, &APIError{Code: resp.Error.Code, ErrCode: resp.Error.ErrCode, Description: resp.Error.Description}
+		return false, resp.Error
 	}
 }
 

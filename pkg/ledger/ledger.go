@@ -382,16 +382,12 @@ func (l *Ledger) msg(subject, id string, r Record, notAfter int64) (*nats.Msg, e
 
 // pubAck is JetStream's answer to a publish or a batch commit.
 type pubAck struct {
-	Stream string `json:"stream"`
-	Seq    uint64 `json:"seq"`
-	Batch  string `json:"batch"`
-	Count  int    `json:"count"`
-	Dup    bool   `json:"duplicate"`
-	Error  *struct {
-		Code        int    `json:"code"`
-		ErrCode     int    `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
+	Stream string    `json:"stream"`
+	Seq    uint64    `json:"seq"`
+	Batch  string    `json:"batch"`
+	Count  int       `json:"count"`
+	Dup    bool      `json:"duplicate"`
+	Error  *APIError `json:"error"`
 }
 
 // JetStream error codes this package branches on.
@@ -404,8 +400,9 @@ const (
 
 // APIError is an error JetStream returned for a publish.
 type APIError struct {
-	Code, ErrCode int
-	Description   string
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
 }
 
 func (e *APIError) Error() string {
@@ -441,7 +438,7 @@ func (l *Ledger) publishAtomic(ctx context.Context, msgs []*nats.Msg) (uint64, e
 		return 0, fmt.Errorf("ledger: commit batch %s: bad acknowledgement: %w", id, err)
 	}
 	if ack.Error != nil {
-		return 0, &APIError{Code: ack.Error.Code, ErrCode: ack.Error.ErrCode, Description: ack.Error.Description}
+		return 0, ack.Error
 	}
 	if ack.Count != len(msgs) || ack.Seq < uint64(len(msgs)) {
 		return 0, fmt.Errorf("ledger: commit batch %s: acknowledged %d of %d messages", id, ack.Count, len(msgs))
