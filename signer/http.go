@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"mime"
@@ -63,38 +64,46 @@ func (s *Signer) handle(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, problem.New(problem.NotFound, 404, "no such endpoint: %s (the API lives under /v1)", path))
 		return
 	}
-	t := s.tenants.Authenticate(ctx.Request.Header.Peek("Authorization"))
+	authz := ctx.Request.Header.Peek("Authorization")
+	t := s.tenants.Authenticate(authz)
 	if t == nil {
-		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="certmill"`)
-		s.fail(ctx, problem.New(problem.Unauthorized, 401, "send Authorization: Bearer <your tenant token>"))
+		// RFC 6750 §3: no error code when no credentials came, invalid_token
+		// when a token came and is not one of ours.
+		if len(authz) == 0 {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="certmill"`)
+			s.fail(ctx, problem.New(problem.Unauthorized, 401, "send Authorization: Bearer <your tenant token>"))
+		} else {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="certmill", error="invalid_token"`)
+			s.fail(ctx, problem.New(problem.Unauthorized, 401, "the Authorization header is not Bearer <token> with a token of a tenant: check the token your operator gave you"))
+		}
 		return
 	}
 	switch {
 	case len(parts) == 6 && parts[1] == "issuers" && parts[3] == "profiles" && parts[5] == "batches":
 		route = "batches"
 		if !ctx.IsPost() {
-			s.fail(ctx, problem.New(problem.BadRequest, 405, "use POST"))
+			s.notAllowed(ctx, "POST")
 			return
 		}
 		s.batch(ctx, t, parts[2], parts[4])
 	case len(parts) == 2 && parts[1] == "certificates":
 		route = "list"
 		if !ctx.IsGet() && !ctx.IsHead() {
-			s.fail(ctx, problem.New(problem.BadRequest, 405, "use GET"))
+			s.notAllowed(ctx, "GET, HEAD")
 			return
 		}
 		s.list(ctx, t)
 	case len(parts) == 3 && parts[1] == "certificates":
 		route = "certificate"
 		if !ctx.IsGet() && !ctx.IsHead() {
-			s.fail(ctx, problem.New(problem.BadRequest, 405, "use GET"))
+			s.notAllowed(ctx, "GET, HEAD")
 			return
 		}
 		s.lookup(ctx, t, parts[2])
 	case len(parts) == 4 && parts[1] == "certificates" && parts[3] == "revoke":
 		route = "revoke"
 		if !ctx.IsPost() {
-			s.fail(ctx, problem.New(problem.BadRequest, 405, "use POST"))
+			s.notAllowed(ctx, "POST")
 			return
 		}
 		s.revoke(ctx, t, parts[2])
@@ -128,12 +137,18 @@ func (s *Signer) readyz(ctx *fasthttp.RequestCtx) {
 // fail writes a problem document.
 func (s *Signer) fail(ctx *fasthttp.RequestCtx, p *problem.Problem) {
 	s.m.problems.WithLabelValues(p.Name()).Inc()
-	if p.Status == 503 {
+	if p.Status == 503 && len(ctx.Response.Header.Peek("Retry-After")) == 0 {
 		ctx.Response.Header.Set("Retry-After", "5")
 	}
 	ctx.SetStatusCode(p.Status)
 	ctx.SetContentType(problem.ContentType)
 	ctx.SetBody(p.JSON())
+}
+
+// notAllowed answers 405 with the Allow header RFC 9110 §15.5.6 requires.
+func (s *Signer) notAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	s.fail(ctx, problem.New(problem.MethodNotAllowed, 405, "%s is not allowed here: use %s", ctx.Method(), allow))
 }
 
 // internal logs err and answers a problem without its detail.
@@ -244,6 +259,20 @@ func (s *Signer) batch(ctx *fasthttp.RequestCtx, t *tenant.Tenant, issuerName, p
 	ctx.SetBody(b)
 }
 
+// decodeJSON decodes one JSON value with no unknown fields and nothing
+// after it but white space.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the object")
+	}
+	return nil
+}
+
 // checkMetadata bounds metadata: what lists find certificates by.
 func checkMetadata(md map[string]string, whose string) *problem.Problem {
 	for k, v := range md {
@@ -260,13 +289,8 @@ func checkMetadata(md map[string]string, whose string) *problem.Problem {
 // decodeBatch parses and bounds a batch body.
 func decodeBatch(body []byte, maxCSRs int) (*batchRequest, *problem.Problem) {
 	var req batchRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeJSON(body, &req); err != nil {
 		return nil, problem.New(problem.BadRequest, 400, "the body is not a batch: %v (want {\"csrs\": [{\"csr\": \"-----BEGIN CERTIFICATE REQUEST-----...\"}]})", err)
-	}
-	if dec.More() {
-		return nil, problem.New(problem.BadRequest, 400, "trailing data after the batch object")
 	}
 	if len(req.CSRs) == 0 {
 		return nil, problem.New(problem.BadRequest, 400, "the batch has no CSRs")
@@ -290,6 +314,10 @@ func decodeBatch(body []byte, maxCSRs int) (*batchRequest, *problem.Problem) {
 	}
 	return &req, nil
 }
+
+// maxRefusalDetail bounds a refused CSR's detail, in the answer and in
+// the guard that replays it: 999 refusals stay far below max_payload.
+const maxRefusalDetail = 400
 
 // chunkSize is how many certificates commit with one guard.
 const chunkSize = ledger.MaxChunk - 1
@@ -392,6 +420,14 @@ func (s *Signer) replay(ctx context.Context, is *issuer, g *ledger.Batch, reqHas
 		s.log.Error("signer: a recorded certificate of a batch cannot be read back", "issuer", is.name, "batch", g.BatchID, "chunk", g.Chunk, "err", err)
 		return problem.New(problem.Internal, 500, "a recorded certificate of this batch cannot be read back; the operator must check the ledger")
 	}
+	for _, r := range g.Refused {
+		if r.Index < 0 || r.Index >= len(resp.Results) {
+			return problem.New(problem.Internal, 500, "a recorded answer of this batch cannot be read back; the operator must check the ledger")
+		}
+		p := problem.New(r.Type, r.Status, "%s", r.Detail)
+		p.Index = &r.Index
+		resp.Results[r.Index].Problem = p
+	}
 	for k, ix := range g.Indexes {
 		if ix < 0 || ix >= len(resp.Results) {
 			return problem.New(problem.Internal, 500, "a recorded certificate of this batch cannot be read back; the operator must check the ledger")
@@ -492,6 +528,14 @@ func (s *Signer) signChunk(ctx context.Context, j *batchJob, c, lo, hi int) (led
 	}
 	ch := ledger.Chunk{Guard: ledger.Batch{Tenant: t.Name, Issuer: is.name, Profile: profName, Key: kh, RequestHash: j.reqHash,
 		BatchID: kh, Chunk: c, Chunks: j.chunks, Time: now.UnixNano(), NotAfter: now.Add(24 * time.Hour).Unix()}}
+	for i := lo; i < hi; i++ {
+		if p := resp.Results[i].Problem; p != nil {
+			if len(p.Detail) > maxRefusalDetail {
+				p.Detail = strings.ToValidUTF8(p.Detail[:maxRefusalDetail], "") + "..."
+			}
+			ch.Guard.Refused = append(ch.Guard.Refused, ledger.Refusal{Index: i, Type: p.Name(), Status: p.Status, Detail: p.Detail})
+		}
+	}
 	for _, x := range issued {
 		if x == nil {
 			continue
@@ -611,12 +655,12 @@ func (s *Signer) lookup(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText s
 	if !ok {
 		return
 	}
-	accept := string(ctx.Request.Header.Peek("Accept"))
-	switch {
-	case strings.Contains(accept, "application/pkix-cert"):
+	ctx.Response.Header.Set("Vary", "Accept")
+	switch negotiate(string(ctx.Request.Header.Peek("Accept"))) {
+	case "application/pkix-cert":
 		ctx.SetContentType("application/pkix-cert")
 		ctx.SetBody(cert.Issued.DER)
-	case strings.Contains(accept, "application/x-pem-file"):
+	case "application/x-pem-file":
 		ctx.SetContentType("application/x-pem-file")
 		ctx.SetBody(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Issued.DER}))
 	default:
@@ -624,6 +668,42 @@ func (s *Signer) lookup(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText s
 		ctx.SetContentType("application/json")
 		ctx.SetBody(b)
 	}
+}
+
+// negotiate picks the form of a certificate from an Accept header (RFC
+// 9110 §12.5.1): the supported type with the highest q, the first named
+// on a tie (a named type before a wildcard), JSON when none is named.
+func negotiate(accept string) string {
+	best, bestQ, bestWild := "application/json", -1.0, true
+	for _, r := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(r))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		wild := false
+		switch mt {
+		case "application/json", "application/pkix-cert", "application/x-pem-file":
+		case "application/pem-certificate-chain":
+			mt = "application/x-pem-file"
+		case "*/*", "application/*":
+			mt, wild = "application/json", true
+		default:
+			continue
+		}
+		if q > bestQ || q == bestQ && bestWild && !wild {
+			best, bestQ, bestWild = mt, q, wild
+		}
+	}
+	if bestQ == 0 {
+		return "application/json"
+	}
+	return best
 }
 
 func certJSON(c ledger.Cert) CertificateJSON {
@@ -668,9 +748,62 @@ func ReasonName(code int) string {
 	return strconv.Itoa(code)
 }
 
+// refusedReasons says why the other RFC 5280 codes are not accepted.
+var refusedReasons = map[int]string{
+	2:  "cACompromise (2) applies to a CA certificate, not to a device's",
+	6:  "certificateHold (6) is refused: a revoked certificate never goes back to good",
+	7:  "7 is not used in RFC 5280",
+	8:  "removeFromCRL (8) only appears in delta CRLs",
+	10: "aACompromise (10) applies to attribute authorities",
+}
+
 type revokeRequest struct {
-	Reason         string     `json:"reason"`
-	InvalidityDate *time.Time `json:"invalidity_date,omitempty"`
+	// Reason is an RFC 5280 CRLReason by name ("keyCompromise") or code
+	// (1); absent means unspecified.
+	Reason         json.RawMessage `json:"reason,omitempty"`
+	InvalidityDate *time.Time      `json:"invalidity_date,omitempty"`
+}
+
+// reasonCode reads a revocation reason given by name or by code.
+func reasonCode(raw json.RawMessage) (int, *problem.Problem) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var name string
+	var code int
+	if json.Unmarshal(raw, &name) == nil {
+		c, ok := reasons[name]
+		if ok {
+			return c, nil
+		}
+		if c, known := refusedReasonNames[name]; known {
+			return 0, problem.New(problem.BadReason, 400, "reason %q: %s; use one of %s", name, refusedReasons[c], reasonList())
+		}
+		return 0, problem.New(problem.BadReason, 400, "reason %q is not an RFC 5280 reason: use one of %s", name, reasonList())
+	}
+	if err := json.Unmarshal(raw, &code); err != nil {
+		return 0, problem.New(problem.BadReason, 400, "reason %s: give a name or an RFC 5280 code, one of %s", raw, reasonList())
+	}
+	if why, refused := refusedReasons[code]; refused {
+		return 0, problem.New(problem.BadReason, 400, "reason %d: %s; use one of %s", code, why, reasonList())
+	}
+	if ReasonName(code) == strconv.Itoa(code) {
+		return 0, problem.New(problem.BadReason, 400, "reason %d is not an RFC 5280 code: use one of %s", code, reasonList())
+	}
+	return code, nil
+}
+
+var refusedReasonNames = map[string]int{"cACompromise": 2, "certificateHold": 6, "removeFromCRL": 8, "aACompromise": 10}
+
+// reasonList names the accepted reasons with their codes, in code order.
+func reasonList() string {
+	var out []string
+	for c := range 11 {
+		if n := ReasonName(c); n != strconv.Itoa(c) {
+			out = append(out, fmt.Sprintf("%s (%d)", n, c))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func (s *Signer) revoke(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText string) {
@@ -679,19 +812,17 @@ func (s *Signer) revoke(ctx *fasthttp.RequestCtx, t *tenant.Tenant, serialText s
 		return
 	}
 	var req revokeRequest
-	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeJSON(ctx.PostBody(), &req); err != nil {
 		s.fail(ctx, problem.New(problem.BadRequest, 400, "the body is not a revocation: %v (want {\"reason\": \"keyCompromise\"})", err))
 		return
 	}
-	code, ok := reasons[req.Reason]
-	if !ok {
-		names := make([]string, 0, len(reasons))
-		for n := range reasons {
-			names = append(names, n)
-		}
-		s.fail(ctx, problem.New(problem.BadReason, 400, "reason %q: use one of %s", req.Reason, strings.Join(names, ", ")))
+	code, p := reasonCode(req.Reason)
+	if p != nil {
+		s.fail(ctx, p)
+		return
+	}
+	if d := req.InvalidityDate; d != nil && d.After(time.Now().Add(5*time.Minute)) {
+		s.fail(ctx, problem.New(problem.BadRequest, 400, "invalidity_date %s is in the future: give when the key was or may have been compromised", d.UTC().Format(time.RFC3339)))
 		return
 	}
 	cert, ok := s.findOrFail(ctx, t, serialText)

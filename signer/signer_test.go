@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"github.com/certmill/certmill/pkg/checkfor"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,8 +130,9 @@ func TestBadInput(t *testing.T) {
 	dupKey := p256(t)
 
 	// Per-CSR problems inside a 200 answer.
-	r := e.submit(t, "manufacturing", "device", acmeToken, "mixed", batchBody(good, "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----", badSig, rsaCSR,
-		deviceCSR(t, dupKey, "MTR-3")))
+	mixed := batchBody(good, "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----", badSig, rsaCSR,
+		deviceCSR(t, dupKey, "MTR-3"))
+	r := e.submit(t, "manufacturing", "device", acmeToken, "mixed", mixed)
 	want := []string{"", problem.BadCSR, problem.BadCSRSignature, problem.Rejected, ""}
 	for i, w := range want {
 		p := r.Results[i].Problem
@@ -146,6 +148,19 @@ func TestBadInput(t *testing.T) {
 	}
 	if !strings.Contains(r.Results[3].Problem.Detail, "rsa-2048 is not allowed") {
 		t.Errorf("key size detail: %s", r.Results[3].Problem.Detail)
+	}
+	// A retry answers exactly the same, refusals included: the guard
+	// records them.
+	again := e.submit(t, "manufacturing", "device", acmeToken, "mixed", mixed)
+	if !again.Replayed || again.Issued != r.Issued || again.Failed != r.Failed {
+		t.Fatalf("retry: replayed %v issued %d failed %d, want %d and %d", again.Replayed, again.Issued, again.Failed, r.Issued, r.Failed)
+	}
+	for i := range r.Results {
+		a, b := r.Results[i], again.Results[i]
+		if a.Certificate != b.Certificate || (a.Problem == nil) != (b.Problem == nil) ||
+			a.Problem != nil && (a.Problem.Type != b.Problem.Type || a.Problem.Status != b.Problem.Status || a.Problem.Detail != b.Problem.Detail || *b.Problem.Index != i) {
+			t.Errorf("csr %d: first %+v, retry %+v", i, a, b)
+		}
 	}
 	r = e.submit(t, "manufacturing", "device", acmeToken, "dups", batchBody(deviceCSR(t, dupKey, "MTR-4"), deviceCSR(t, dupKey, "MTR-5")))
 	if r.Results[1].Problem == nil || r.Results[1].Problem.Type != problem.Prefix+problem.DuplicateKey {
@@ -209,6 +224,91 @@ func TestBadInput(t *testing.T) {
 		}
 		t.Logf("after %s: %q", time.Since(start).Round(time.Millisecond), strings.TrimSpace(line))
 	})
+}
+
+// TestHTTPRules: RFC 9110's Allow on 405, RFC 6750's Bearer challenge,
+// revocation reasons by name or code, and a body is one JSON value.
+func TestHTTPRules(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.submit(t, "manufacturing", "device", acmeToken, "rules", batchBody(deviceCSR(t, p256(t), "MTR-1"), deviceCSR(t, p256(t), "MTR-2"), deviceCSR(t, p256(t), "MTR-3")))
+	for _, tc := range []struct{ method, path, allow string }{
+		{"GET", "/v1/issuers/manufacturing/profiles/device/batches", "POST"},
+		{"DELETE", "/v1/certificates/" + r.Results[0].Serial, "GET, HEAD"},
+		{"PUT", "/v1/certificates", "GET, HEAD"},
+		{"GET", "/v1/certificates/" + r.Results[0].Serial + "/revoke", "POST"},
+	} {
+		st, h, b := e.do(t, tc.method, tc.path, acmeToken, "", "", nil)
+		var p problem.Problem
+		json.Unmarshal(b, &p)
+		if st != 405 || h.Get("Allow") != tc.allow || p.Type != problem.Prefix+problem.MethodNotAllowed || p.Status != 405 {
+			t.Errorf("%s %s: %d Allow %q %s, want 405 Allow %q", tc.method, tc.path, st, h.Get("Allow"), b, tc.allow)
+		}
+	}
+
+	auth := func(header string) (int, string) {
+		req, _ := http.NewRequest("GET", e.url+"/v1/certificates/"+r.Results[0].Serial, nil)
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate")
+	}
+	if st, ch := auth(""); st != 401 || ch != `Bearer realm="certmill"` {
+		t.Errorf("no credentials: %d %q", st, ch)
+	}
+	if st, ch := auth("Bearer wrong"); st != 401 || !strings.Contains(ch, `error="invalid_token"`) {
+		t.Errorf("wrong token: %d %q", st, ch)
+	}
+	for _, h := range []string{"bearer " + acmeToken, "BEARER   " + acmeToken} {
+		if st, _ := auth(h); st != 200 {
+			t.Errorf("%q: %d, the scheme is case-insensitive", strings.Fields(h)[0], st)
+		}
+	}
+
+	revoke := func(i int, body string) (int, signer.CertificateJSON, problem.Problem) {
+		st, _, b := e.do(t, "POST", "/v1/certificates/"+r.Results[i].Serial+"/revoke", acmeToken, "application/json", "", []byte(body))
+		var cj signer.CertificateJSON
+		var p problem.Problem
+		json.Unmarshal(b, &cj)
+		json.Unmarshal(b, &p)
+		return st, cj, p
+	}
+	for _, tc := range []struct {
+		body   string
+		status int
+		want   string // problem type, or the reason recorded
+	}{
+		{`{"reason":7}`, 400, problem.BadReason},
+		{`{"reason":6}`, 400, problem.BadReason},
+		{`{"reason":"removeFromCRL"}`, 400, problem.BadReason},
+		{`{"reason":"1"}`, 400, problem.BadReason},
+		{`{"reason":1.5}`, 400, problem.BadReason},
+		{`{"reason":"keyCompromise"}}`, 400, problem.BadRequest},
+		{`{"reason":"keyCompromise"} {}`, 400, problem.BadRequest},
+		{`{"reason":"keyCompromise","invalidity_date":"2999-01-01T00:00:00Z"}`, 400, problem.BadRequest},
+		{`{"reason":1}`, 200, "keyCompromise"},
+	} {
+		st, cj, p := revoke(0, tc.body)
+		got := p.Type
+		if st == 200 {
+			got = cj.Reason
+		} else if p.Detail == "" {
+			t.Errorf("%s: no detail", tc.body)
+		}
+		if st != tc.status || (st == 200 && got != tc.want) || (st != 200 && got != problem.Prefix+tc.want) {
+			t.Errorf("%s: %d %s, want %d %s", tc.body, st, got, tc.status, tc.want)
+		}
+	}
+	if st, cj, _ := revoke(1, `{}`); st != 200 || cj.Status != "revoked" || cj.Reason != "unspecified" {
+		t.Errorf("no reason: %d %+v, want revoked, unspecified", st, cj)
+	}
+	if st, cj, _ := revoke(2, `{"reason":5}`); st != 200 || cj.Reason != "cessationOfOperation" {
+		t.Errorf("reason 5: %d %+v", st, cj)
+	}
 }
 
 func TestLookupAndRevoke(t *testing.T) {

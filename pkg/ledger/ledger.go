@@ -535,6 +535,9 @@ func (l *Ledger) CommitChunk(ctx context.Context, c Chunk) (firstSeq uint64, err
 	if err != nil {
 		return 0, err
 	}
+	if int64(len(m.Data))+4096 > maxPayload {
+		return 0, fmt.Errorf("%w: the guard of chunk %d (%d refusals) is %d bytes, over the server's max_payload %d", ErrTooLarge, g.Chunk, len(g.Refused), len(m.Data), maxPayload)
+	}
 	// Only the first guard for this key and chunk may be stored.
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	msgs = append(msgs, m)

@@ -99,6 +99,17 @@ type Batch struct {
 	Serials     [][]byte `cbor:"10,keyasint"`
 	Time        int64    `cbor:"11,keyasint"`
 	NotAfter    int64    `cbor:"12,keyasint"` // latest notAfter of the chunk
+	// Refused are the CSRs of the chunk that got a problem instead of a
+	// certificate, so that a retry answers exactly what the first did.
+	Refused []Refusal `cbor:"13,keyasint,omitempty"`
+}
+
+// Refusal is one CSR's problem in a batch answer.
+type Refusal struct {
+	Index  int    `cbor:"1,keyasint"`
+	Type   string `cbor:"2,keyasint"` // the problem type's name, e.g. rejected-by-profile
+	Status int    `cbor:"3,keyasint"`
+	Detail string `cbor:"4,keyasint"`
 }
 
 var (

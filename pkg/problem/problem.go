@@ -36,6 +36,7 @@ const (
 	Internal          = "internal"
 	BadReason         = "bad-revocation-reason"
 	LintFailed        = "lint-failed"
+	MethodNotAllowed  = "method-not-allowed"
 )
 
 var titles = map[string]string{
@@ -45,7 +46,8 @@ var titles = map[string]string{
 	Rejected: "CSR does not fit the profile", DuplicateKey: "Public key repeated in the batch",
 	IdempotencyReused: "Idempotency key reused with another request", IdempotencyNeeded: "Idempotency-Key header required",
 	Timeout: "Request too slow", Unavailable: "Temporarily unavailable", Internal: "Internal error",
-	BadReason: "Unknown revocation reason", LintFailed: "Certificate failed lint",
+	BadReason: "Revocation reason not accepted", LintFailed: "Certificate failed lint",
+	MethodNotAllowed: "Method not allowed",
 }
 
 // Problem is an RFC 9457 problem details object. Index, for per-CSR

@@ -152,6 +152,75 @@ var ekuByName = map[string]x509.ExtKeyUsage{
 	"timeStamping":    x509.ExtKeyUsageTimeStamping,
 }
 
+// ekuOIDs are the OIDs of ekuByName's usages (RFC 5280 §4.2.1.12).
+var ekuOIDs = map[x509.ExtKeyUsage]asn1.ObjectIdentifier{
+	x509.ExtKeyUsageServerAuth:      {1, 3, 6, 1, 5, 5, 7, 3, 1},
+	x509.ExtKeyUsageClientAuth:      {1, 3, 6, 1, 5, 5, 7, 3, 2},
+	x509.ExtKeyUsageCodeSigning:     {1, 3, 6, 1, 5, 5, 7, 3, 3},
+	x509.ExtKeyUsageEmailProtection: {1, 3, 6, 1, 5, 5, 7, 3, 4},
+	x509.ExtKeyUsageTimeStamping:    {1, 3, 6, 1, 5, 5, 7, 3, 8},
+}
+
+// requestedUsage checks a CSR's requested key usage or extended key usage
+// extension against what the profile grants: a CSR may ask for less than
+// the profile gives (the certificate carries the profile's), never more.
+func (pr *Profile) requestedUsage(ext pkix.Extension) string {
+	if ext.Id.Equal(oidKeyUsage) {
+		var bits asn1.BitString
+		if rest, err := asn1.Unmarshal(ext.Value, &bits); err != nil || len(rest) > 0 {
+			return "the requested key usage extension is malformed"
+		}
+		for i := range bits.BitLength {
+			if bits.At(i) == 1 && pr.ku&(1<<i) == 0 {
+				return fmt.Sprintf("the CSR asks for key usage %s, which this profile does not grant (it grants %s): leave it out of the CSR or use a profile that grants it", kuName(1<<i), strings.Join(pr.KeyUsage, ", "))
+			}
+		}
+		return ""
+	}
+	var oids []asn1.ObjectIdentifier
+	if rest, err := asn1.Unmarshal(ext.Value, &oids); err != nil || len(rest) > 0 {
+		return "the requested extended key usage extension is malformed"
+	}
+	for _, o := range oids {
+		granted := false
+		for _, u := range pr.eku {
+			granted = granted || ekuOIDs[u].Equal(o)
+		}
+		if !granted {
+			return fmt.Sprintf("the CSR asks for extended key usage %s, which this profile does not grant (it grants %s): leave it out of the CSR or use a profile that grants it", ekuName(o), strings.Join(pr.ExtKeyUsage, ", "))
+		}
+	}
+	return ""
+}
+
+func kuName(ku x509.KeyUsage) string {
+	for n, u := range kuByName {
+		if u == ku {
+			return n
+		}
+	}
+	names := []string{"digitalSignature", "contentCommitment", "keyEncipherment", "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"}
+	for i, n := range names {
+		if ku == 1<<i {
+			return n
+		}
+	}
+	return fmt.Sprintf("bit %d", ku)
+}
+
+func ekuName(o asn1.ObjectIdentifier) string {
+	for u, oid := range ekuOIDs {
+		if oid.Equal(o) {
+			for n, v := range ekuByName {
+				if v == u {
+					return n
+				}
+			}
+		}
+	}
+	return o.String()
+}
+
 // ExtKeyUsage maps an EKU name as written in YAML (serverAuth,
 // clientAuth, codeSigning, emailProtection, timeStamping) to crypto/x509's
 // constant.
@@ -425,10 +494,17 @@ func (iss *Issuer) Template(pr *Profile, csr *x509.CertificateRequest, sn *big.I
 	list("email", pr.SANs.Email, csr.EmailAddresses)
 
 	// Requested extensions other than SANs are not copied into the
-	// certificate: the profile decides key usage, EKU and the rest.
+	// certificate: the profile decides key usage, EKU and the rest. A
+	// requested usage the profile does not grant is refused rather than
+	// silently replaced.
 	for _, ext := range csr.Extensions {
 		if !ext.Id.Equal(oidSAN) && !ext.Id.Equal(oidKeyUsage) && !ext.Id.Equal(oidExtKeyUsage) && !ext.Id.Equal(oidBasicConstraints) {
 			reject("requested extension %s is not allowed", ext.Id)
+		}
+		if ext.Id.Equal(oidKeyUsage) || ext.Id.Equal(oidExtKeyUsage) {
+			if why := pr.requestedUsage(ext); why != "" {
+				reject("%s", why)
+			}
 		}
 		if ext.Id.Equal(oidBasicConstraints) && isCARequest(ext.Value) {
 			reject("a CSR may not ask to be a CA")

@@ -197,6 +197,11 @@ func TestRejections(t *testing.T) {
 		{"two URIs", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1"}, URIs: []*url.URL{mustURL("urn:dev:a:1"), mustURL("urn:dev:a:2")}}, "at most 1"},
 		{"CA requested", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1"}, ExtraExtensions: []pkix.Extension{{Id: []int{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}, "may not ask to be a CA"},
 		{"unknown extension", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1"}, ExtraExtensions: []pkix.Extension{{Id: []int{1, 2, 3, 4}, Value: []byte{0x05, 0x00}}}}, "requested extension 1.2.3.4 is not allowed"},
+		{"key usage not granted", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1"}, ExtraExtensions: []pkix.Extension{{Id: []int{2, 5, 29, 15}, Critical: true, Value: []byte{0x03, 0x02, 0x05, 0xa0}}}}, "key usage keyEncipherment, which this profile does not grant"},
+		{"EKU not granted", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1"}, ExtraExtensions: []pkix.Extension{{Id: []int{2, 5, 29, 37}, Value: []byte{0x30, 0x14, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03}}}}, "extended key usage codeSigning, which this profile does not grant"},
+		{"granted usages requested", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1"}, ExtraExtensions: []pkix.Extension{
+			{Id: []int{2, 5, 29, 15}, Critical: true, Value: []byte{0x03, 0x02, 0x03, 0x88}},
+			{Id: []int{2, 5, 29, 37}, Value: []byte{0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02}}}}, ""},
 		{"organization overridden", p256, x509.CertificateRequest{Subject: pkix.Name{CommonName: "MTR-1", Organization: []string{"Evil"}}}, ""},
 	}
 	for _, tc := range cases {

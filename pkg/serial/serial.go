@@ -43,14 +43,17 @@ func Hex(s *big.Int) string { return hex.EncodeToString(s.Bytes()) }
 // prefix. It refuses zero, negative and over-20-octet values.
 func Parse(s string) (*big.Int, error) {
 	t := strings.TrimPrefix(strings.ToLower(strings.ReplaceAll(s, ":", "")), "0x")
+	if len(t)%2 == 1 {
+		t = "0" + t // a number: leading zeros do not matter
+	}
 	b, err := hex.DecodeString(t)
 	if err != nil || len(b) == 0 {
 		return nil, fmt.Errorf("serial: %q is not hex", s)
 	}
-	if len(b) > 20 {
+	n := new(big.Int).SetBytes(b)
+	if len(n.Bytes()) > 20 {
 		return nil, fmt.Errorf("serial: %q is longer than 20 octets", s)
 	}
-	n := new(big.Int).SetBytes(b)
 	if n.Sign() == 0 {
 		return nil, fmt.Errorf("serial: zero is not a serial")
 	}

@@ -53,6 +53,9 @@ func TestParse(t *testing.T) {
 	}{
 		{"0x0A:bc", "0abc", true},
 		{"7f", "7f", true},
+		{"abc", "0abc", true},
+		{"000abc", "0abc", true},
+		{"000102030405060708090a0b0c0d0e0f1011121314", "0102030405060708090a0b0c0d0e0f1011121314", true},
 		{"00", "", false},
 		{"xyz", "", false},
 		{"", "", false},

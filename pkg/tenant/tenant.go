@@ -79,10 +79,12 @@ func HashToken(token string) string {
 }
 
 // Authenticate returns the tenant whose token is in the Authorization
-// header value ("Bearer <token>"), or nil.
+// header value ("Bearer <token>"), or nil. The scheme is matched without
+// regard to case and may be followed by several spaces (RFC 9110 §11.1,
+// RFC 6750 §2.1: "Bearer" 1*SP b64token).
 func (s *Set) Authenticate(authorization []byte) *Tenant {
-	tok, ok := strings.CutPrefix(string(authorization), "Bearer ")
-	if !ok || tok == "" {
+	tok, ok := BearerToken(string(authorization))
+	if !ok {
 		return nil
 	}
 	h := sha256.Sum256([]byte(tok))
@@ -93,6 +95,20 @@ func (s *Set) Authenticate(authorization []byte) *Tenant {
 		}
 	}
 	return found
+}
+
+// BearerToken is the token of an Authorization header value with the
+// Bearer scheme.
+func BearerToken(authorization string) (string, bool) {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", false
+	}
+	return tok, true
 }
 
 // String names the tenant for logs; it never shows the token hash.
