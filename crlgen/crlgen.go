@@ -8,11 +8,18 @@
 // reuses one. Full and delta CRLs share the sequence (RFC 5280 §5.2.3:
 // "monotonically increasing sequence numbers for a given CRL scope and
 // CRL issuer"), and every delta names its base in the delta CRL
-// indicator (§5.2.4).
+// indicator (§5.2.4): the oldest full CRL not yet past its nextUpdate. It
+// lists every revocation since, so that any full CRL a relying party may
+// still hold combines with the newest delta. thisUpdate strictly increases
+// per issuer and kind.
 //
-// expiredCertsOnCRL: not used. An entry leaves the CRLs once its
-// certificate's notAfter has passed (§5.1.2.6 lets a CRL drop expired
-// certificates); a relying party must check validity first.
+// expiredCertsOnCRL: not used. An entry leaves the full CRL issued after
+// one regularly scheduled full CRL with a thisUpdate beyond the
+// certificate's notAfter listed it (§3.3: "An entry MUST NOT be removed
+// from the CRL until it appears on one regularly scheduled CRL issued
+// beyond the revoked certificate's validity period"); a delta lists
+// everything after its base, expired or not. A relying party must check
+// validity first.
 package crlgen
 
 import (
@@ -264,8 +271,30 @@ func checkSignature(ca *x509.Certificate, der []byte) error {
 	return ca.CheckSignature(alg, outer.TBS.FullBytes, outer.Sig.RightAlign())
 }
 
+// maxFulls bounds the full CRL history of an issuer: about
+// full_validity/full_every (28 by default) are current at a time.
+const maxFulls = 1024
+
 // Build signs and publishes the next CRL of one issuer. A delta needs a
-// full CRL to name as its base; without one Build issues a full CRL.
+// current full CRL to name as its base; without one Build issues a full
+// CRL. A full CRL is followed at once by a delta.
+//
+// RFC 5280 §5.2.4 lets a relying party combine a complete CRL with a delta
+// when (a) the issuer and (b) the scope are the same (one issuer, one
+// scope here), (c) "the CRL number of the complete CRL is equal to or
+// greater than the BaseCRLNumber specified in the delta CRL" and (d) less
+// than the delta's number, and the issuer "MUST ensure that the
+// combination of a delta CRL and any appropriate complete CRL accurately
+// reflects the current revocation status". A relying party may hold any
+// full CRL until its nextUpdate, so a delta names the oldest full CRL not
+// yet past its nextUpdate and lists every revocation that came after it:
+// each current full CRL numbers at least that base and holds everything up
+// to its own sequence, at or above the base's.
+//
+// Entries: a delta drops nothing (everything on it came after its base,
+// which lacks it, and the base may be all a relying party holds). A full
+// CRL drops an entry once the previous full CRL, issued after the
+// certificate's notAfter, listed it (§3.3).
 func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -277,14 +306,32 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := g.st.getPublished(issuerName, string(Full))
+	fulls, err := g.st.fulls(issuerName)
 	if err != nil {
 		return nil, err
+	}
+	clock := g.d.Now().UTC().Truncate(time.Second)
+	var base *fullRef // the oldest full CRL still current
+	for i := range fulls {
+		if fulls[i].NextUpdate >= clock.Unix() {
+			base = &fulls[i]
+			break
+		}
 	}
 	if kind == Delta && base == nil {
 		kind = Full
 	}
-	now := g.d.Now().UTC().Truncate(time.Second)
+	last, err := g.st.getPublished(issuerName, string(kind))
+	if err != nil {
+		return nil, err
+	}
+	// thisUpdate strictly increases per issuer and kind, so that no two
+	// CRLs of a path share Last-Modified: a second CRL within a second is
+	// dated the next one (schedule waits for it instead).
+	now := clock
+	if last != nil && last.ThisUpdate >= now.Unix() {
+		now = time.Unix(last.ThisUpdate+1, 0).UTC()
+	}
 	validity := g.cfg.FullValidity
 	if kind == Delta {
 		validity = g.cfg.DeltaValidity
@@ -296,16 +343,20 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 	}
 	params := tbsParams{issuer: is.cert, number: number, thisUpdate: now, nextUpdate: now.Add(validity)}
 	each := func(f func(rev) error) error { return g.st.revocations(issuerName, f) }
+	keep := func(r rev) bool { return true }
 	if kind == Delta {
 		each = g.st.revocationsAfter(issuerName, base.AsOfSeq)
+	} else if len(fulls) > 0 {
+		prev := fulls[len(fulls)-1]
+		keep = func(r rev) bool {
+			// Listed on prev, issued beyond the certificate's validity.
+			return r.NotAfter == 0 || r.NotAfter >= prev.ThisUpdate || r.Seq > prev.AsOfSeq
+		}
 	}
 	entries := func(emit func(crlEntry) error) error {
 		return each(func(r rev) error {
-			if r.NotAfter != 0 && r.NotAfter < now.Unix() {
-				return nil // expired: off the CRL
-			}
-			if kind == Delta && r.Seq <= base.AsOfSeq {
-				return nil // on the base already
+			if !keep(r) {
+				return nil
 			}
 			e := crlEntry{serial: new(big.Int).SetBytes(r.Serial), time: time.Unix(0, r.Time).UTC().Truncate(time.Second), reason: r.Reason}
 			if r.InvalidityDate != 0 {
@@ -327,7 +378,7 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 		params.extensions = append(params.extensions, pkix.Extension{Id: oidDeltaCRLIndicator, Critical: true, Value: v})
 	}
 	hint := 4096
-	if last, _ := g.st.getPublished(issuerName, string(kind)); last != nil {
+	if last != nil {
 		hint = len(last.DER) + len(last.DER)/8
 	}
 	der, count, err := encodeCRL(params, hint, entries, is.key)
@@ -347,12 +398,17 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 	p := &published{Number: number, AsOfSeq: applied, ThisUpdate: now.Unix(), NextUpdate: params.nextUpdate.Unix(), Entries: count, DER: der}
 	if kind == Delta {
 		p.Base = base.Number
+		err = g.st.putPublished(issuerName, string(kind), p)
+	} else {
+		err = g.st.putFull(issuerName, p, g.nextFulls(issuerName, fulls, p))
 	}
-	if err := g.st.putPublished(issuerName, string(kind), p); err != nil {
+	if err != nil {
 		return nil, err
 	}
+	g.srv.invalidate(issuerName)
 	if kind == Full {
-		// A new base: the old delta would name a stale base; replace it now.
+		// The new full CRL needs a delta numbered above it; issue it now
+		// (schedule also reissues one that is missing).
 		g.mu.Unlock()
 		_, err := g.Build(issuerName, Delta)
 		g.mu.Lock()
@@ -360,9 +416,28 @@ func (g *Generator) Build(issuerName string, kind Kind) (*Result, error) {
 			return nil, err
 		}
 	}
-	g.srv.invalidate(issuerName)
-	g.log.Info("crlgen: CRL published", "issuer", issuerName, "kind", kind, "number", number, "entries", p.Entries, "as_of_seq", applied)
+	g.log.Info("crlgen: CRL published", "issuer", issuerName, "kind", kind, "number", number, "base", p.Base, "entries", p.Entries, "as_of_seq", applied)
 	return &Result{Kind: kind, Number: number, Base: p.Base, Entries: p.Entries, DER: der}, nil
+}
+
+// nextFulls is the full CRL history once p is published: the full CRLs
+// still current at p's thisUpdate, then p.
+func (g *Generator) nextFulls(issuerName string, fulls []fullRef, p *published) []fullRef {
+	next := make([]fullRef, 0, len(fulls)+1)
+	for _, f := range fulls {
+		if f.NextUpdate >= p.ThisUpdate {
+			next = append(next, f)
+		}
+	}
+	next = append(next, fullRef{Number: p.Number, AsOfSeq: p.AsOfSeq, ThisUpdate: p.ThisUpdate, NextUpdate: p.NextUpdate})
+	if drop := len(next) - maxFulls; drop > 0 {
+		// Deltas no longer name these: a relying party holding one of them
+		// uses it without a delta until its nextUpdate.
+		g.log.Warn("crlgen: more full CRLs current than kept; the oldest are no longer delta bases",
+			"issuer", issuerName, "dropped", drop, "oldest_kept", next[drop].Number, "hint", "full_every is much shorter than full_validity")
+		next = next[drop:]
+	}
+	return next
 }
 
 // Published returns the DER of the last full or delta CRL of an issuer.

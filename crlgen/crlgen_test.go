@@ -89,6 +89,16 @@ func TestFullAndDeltaWithOpenSSL(t *testing.T) {
 	// The revocation reaches crlgen through the ledger and a delta follows.
 	sn1, _ := new(big.Int).SetString(serials[1], 16)
 	waitFor(t, 10*time.Second, func() bool { return onCRL(t, g, crlgen.Delta, sn1) })
+	// The first full CRL, issued at start without sn1, is current for days:
+	// a relying party may still hold it when it fetches the newest delta.
+	olderDER, _, err := g.Published("manufacturing", crlgen.Full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	olderCRL, err := x509.ParseRevocationList(olderDER)
+	if err != nil || contains(olderCRL, sn1) {
+		t.Fatalf("first full CRL: %v", err)
+	}
 	res, err := g.Build("manufacturing", crlgen.Full)
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +132,13 @@ func TestFullAndDeltaWithOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if deltaCRL.Number.Cmp(fullCRL.Number) <= 0 || deltaBase(t, deltaCRL).Cmp(fullCRL.Number) != 0 {
-		t.Fatalf("full %d, delta %d naming base %d", fullCRL.Number, deltaCRL.Number, deltaBase(t, deltaCRL))
+	// The delta names the oldest current full CRL as its base (RFC 5280
+	// §5.2.4 (c)), so it lists both revocations made after that one.
+	if deltaCRL.Number.Cmp(fullCRL.Number) <= 0 || deltaBase(t, deltaCRL).Cmp(olderCRL.Number) != 0 {
+		t.Fatalf("full %d, delta %d naming base %d, want the first full CRL %d", fullCRL.Number, deltaCRL.Number, deltaBase(t, deltaCRL), olderCRL.Number)
 	}
-	if contains(fullCRL, sn2) || !contains(deltaCRL, sn2) || contains(deltaCRL, sn1) {
-		t.Fatal("the revocation after the full CRL must be on the delta only")
+	if contains(fullCRL, sn2) || !contains(deltaCRL, sn2) || !contains(deltaCRL, sn1) {
+		t.Fatal("the revocation after the full CRL must be on the delta only, and the delta must list all after its base")
 	}
 
 	dir := t.TempDir()
@@ -136,17 +148,18 @@ func TestFullAndDeltaWithOpenSSL(t *testing.T) {
 		return p
 	}
 	fullPEM := write("full.pem", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: fullDER}))
+	olderPEM := write("older.pem", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: olderDER}))
 	deltaPEM := write("delta.pem", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: deltaDER}))
 	chain := write("chain.pem", mustRead(t, e.h.File("manufacturing.pem")))
 	root := e.h.File("root.pem")
-	for _, f := range []string{fullPEM, deltaPEM} {
+	for _, f := range []string{fullPEM, olderPEM, deltaPEM} {
 		out, err := exec.Command("openssl", "crl", "-in", f, "-CAfile", chain, "-noout", "-verify").CombinedOutput()
 		if err != nil || !bytes.Contains(out, []byte("verify OK")) {
 			t.Fatalf("openssl crl -verify %s: %v %s", f, err, out)
 		}
 	}
-	verify := func(leaf string, useDelta bool) (bool, string) {
-		args := []string{"verify", "-crl_check", "-CAfile", root, "-untrusted", chain, "-CRLfile", fullPEM}
+	verify := func(leaf string, useDelta bool, full string) (bool, string) {
+		args := []string{"verify", "-crl_check", "-CAfile", root, "-untrusted", chain, "-CRLfile", full}
 		if useDelta {
 			args = append(args, "-use_deltas", "-CRLfile", deltaPEM)
 		}
@@ -157,15 +170,19 @@ func TestFullAndDeltaWithOpenSSL(t *testing.T) {
 		name     string
 		leaf     string
 		delta    bool
+		full     string
 		wantGood bool
 	}{
-		{"good", pems[0], true, true},
-		{"revoked before the full CRL", pems[1], true, false},
-		{"revoked after it, with the delta", pems[2], true, false},
-		{"revoked after it, full CRL only", pems[2], false, true},
+		{"good", pems[0], true, fullPEM, true},
+		{"revoked before the full CRL", pems[1], true, fullPEM, false},
+		{"revoked after it, with the delta", pems[2], true, fullPEM, false},
+		{"revoked after it, full CRL only", pems[2], false, fullPEM, true},
+		{"good, older full CRL with the delta", pems[0], true, olderPEM, true},
+		{"revoked after the older full CRL, with the delta", pems[1], true, olderPEM, false},
+		{"revoked after the newer full CRL, older one with the delta", pems[2], true, olderPEM, false},
 	}
 	for _, tc := range cases {
-		ok, out := verify(tc.leaf, tc.delta)
+		ok, out := verify(tc.leaf, tc.delta, tc.full)
 		if ok != tc.wantGood {
 			t.Errorf("%s: openssl says good=%v, want %v:\n%s", tc.name, ok, tc.wantGood, out)
 		}
@@ -202,7 +219,7 @@ func TestFullAndDeltaWithOpenSSL(t *testing.T) {
 	}
 	var maxAge int
 	fmt.Sscanf(r2.Header.Get("Cache-Control"), "public, max-age=%d", &maxAge)
-	if maxAge <= 0 || time.Duration(maxAge)*time.Second > time.Until(fullCRL.NextUpdate)+time.Second || r2.Header.Get("Expires") == "" {
+	if maxAge <= 0 || time.Duration(maxAge)*time.Second > min(time.Until(fullCRL.NextUpdate)+time.Second, time.Hour) || r2.Header.Get("Expires") == "" {
 		t.Fatalf("Cache-Control %q Expires %q for nextUpdate %s", r2.Header.Get("Cache-Control"), r2.Header.Get("Expires"), fullCRL.NextUpdate)
 	}
 	hreq, _ := http.NewRequest("HEAD", base+"/manufacturing-delta.crl", nil)

@@ -1,7 +1,6 @@
 package crlgen
 
 import (
-	"crypto/x509"
 	"testing"
 	"time"
 
@@ -9,14 +8,16 @@ import (
 	"github.com/certmill/certmill/pkg/serial"
 )
 
-// TestExpiredLeaveAndRevocationStands: an entry whose certificate expired
-// leaves the next CRL; a second revocation of the same serial changes
-// nothing; applying the same entries twice changes nothing.
-func TestExpiredLeaveAndRevocationStands(t *testing.T) {
+// TestExpiredLeaveAfterOneFullCRLAndRevocationStands: an entry whose
+// certificate expired stays on the next full CRL, the first issued beyond
+// its validity period, and leaves the one after (RFC 5280 §3.3); a second
+// revocation of the same serial changes nothing; applying the same entries
+// twice changes nothing.
+func TestExpiredLeaveAfterOneFullCRLAndRevocationStands(t *testing.T) {
 	g, _, _, _ := benchGenerator(t, 0)
+	clk, now := withClock(g)
 	live, _ := serial.New()
 	dead, _ := serial.New()
-	now := time.Now()
 	es := []ledger.Entry{
 		{Seq: 1, Record: ledger.Record{Kind: ledger.KindRevoked, Revoked: &ledger.Revoked{Issuer: "bench", Serial: live.Bytes(), Time: now.UnixNano(), Reason: 1, NotAfter: now.Add(time.Hour).Unix()}}},
 		{Seq: 2, Record: ledger.Record{Kind: ledger.KindRevoked, Revoked: &ledger.Revoked{Issuer: "bench", Serial: dead.Bytes(), Time: now.UnixNano(), Reason: 1, NotAfter: now.Add(-time.Hour).Unix()}}},
@@ -27,16 +28,23 @@ func TestExpiredLeaveAndRevocationStands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := g.Build("bench", Full)
-	if err != nil {
-		t.Fatal(err)
+	first := build(t, g, Full)
+	if len(first.RevokedCertificateEntries) != 2 || !lists(first, live) || !lists(first, dead) {
+		t.Fatalf("first full CRL: entries %+v, want the live one and the expired one, once each", first.RevokedCertificateEntries)
 	}
-	crl, err := x509.ParseRevocationList(res.DER)
-	if err != nil {
-		t.Fatal(err)
+	for _, e := range first.RevokedCertificateEntries {
+		if e.ReasonCode != 1 {
+			t.Fatalf("entry %x has reason %d, want the first revocation's 1", e.SerialNumber, e.ReasonCode)
+		}
 	}
-	if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(live) != 0 || crl.RevokedCertificateEntries[0].ReasonCode != 1 {
-		t.Fatalf("entries %+v, want only the live one with its first reason", crl.RevokedCertificateEntries)
+	clk.Set(now.Add(6 * time.Hour))
+	second := build(t, g, Full)
+	if len(second.RevokedCertificateEntries) != 1 || !lists(second, live) {
+		t.Fatalf("second full CRL: entries %+v, want only the live one", second.RevokedCertificateEntries)
 	}
-
+	// The delta's base is the first full CRL, still current: nothing came
+	// after it, so the delta is empty.
+	if d := publishedCRL(t, g, Delta); baseNumber(t, d) != first.Number.Int64() || len(d.RevokedCertificateEntries) != 0 {
+		t.Fatalf("delta base %d (first full %d), %d entries", baseNumber(t, d), first.Number, len(d.RevokedCertificateEntries))
+	}
 }

@@ -20,16 +20,26 @@ import (
 )
 
 // origin serves CRLs and CA certificates with the headers a CDN needs:
-// ETag, Last-Modified, Cache-Control tied to nextUpdate, Expires, and 304
-// answers to conditional requests.
+// ETag, Last-Modified, Cache-Control and Expires, and 304 answers to
+// conditional requests.
+//
+// Caching: a full CRL may be kept up to full_every and a delta up to
+// delta_every (so that edges and clients pick up the scheduled ones), a
+// delta on a shared cache (CDN edge) up to edgeMaxAge (a delta follows a
+// revocation within the debounce), never past nextUpdate; stale-if-error
+// (RFC 5861) lets a cache serve either on an origin error until nextUpdate.
 type origin struct {
 	g     *Generator
 	mu    sync.Mutex
 	cache map[string]*object // by path
+	gen   uint64             // bumped by invalidate: lookup caches only what it read in one generation
 	srv   *fasthttp.Server
 	addr  net.Addr
 	// metrics serves the runtime's and the process's collectors.
 	metrics fasthttp.RequestHandler
+	// afterRead, for tests, runs in lookup between reading the store and
+	// caching what it read.
+	afterRead func()
 }
 
 type object struct {
@@ -37,8 +47,13 @@ type object struct {
 	ctype   string
 	etag    string
 	lastMod time.Time
-	expires time.Time // zero: no expiry (certificates)
+	expires time.Time     // zero: no expiry (certificates); a CRL's nextUpdate
+	maxAge  time.Duration // zero: up to expires
+	sMaxAge time.Duration // zero: as maxAge
 }
+
+// edgeMaxAge is how long a shared cache (CDN edge) may keep a delta CRL.
+const edgeMaxAge = time.Minute
 
 func newOrigin(g *Generator) *origin {
 	reg := g.d.Registry
@@ -56,6 +71,7 @@ func newOrigin(g *Generator) *origin {
 func (o *origin) invalidate(issuer string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.gen++
 	delete(o.cache, "/"+issuer+".crl")
 	delete(o.cache, "/"+issuer+"-delta.crl")
 }
@@ -68,7 +84,7 @@ func newObject(body []byte, ctype string, lastMod, expires time.Time) *object {
 // lookup finds what a path names.
 func (o *origin) lookup(path string) (*object, error) {
 	o.mu.Lock()
-	obj := o.cache[path]
+	obj, gen := o.cache[path], o.gen
 	o.mu.Unlock()
 	if obj != nil {
 		return obj, nil
@@ -105,11 +121,20 @@ func (o *origin) lookup(path string) (*object, error) {
 			return nil, err
 		}
 		obj = newObject(p.DER, "application/pkix-crl", time.Unix(p.ThisUpdate, 0), time.Unix(p.NextUpdate, 0))
+		obj.maxAge = o.g.cfg.FullEvery
+		if kind == Delta {
+			obj.maxAge, obj.sMaxAge = o.g.cfg.DeltaEvery, edgeMaxAge
+		}
 	default:
 		return nil, nil
 	}
+	if o.afterRead != nil {
+		o.afterRead()
+	}
 	o.mu.Lock()
-	o.cache[path] = obj
+	if o.gen == gen { // else Build published since the read: obj may be replaced
+		o.cache[path] = obj
+	}
 	o.mu.Unlock()
 	return obj, nil
 }
@@ -136,8 +161,8 @@ func (o *origin) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
-		ctx.Response.Header.Set("Allow", "GET, HEAD")
 		ctx.Error("method not allowed: use GET or HEAD\n", 405)
+		ctx.Response.Header.Set("Allow", "GET, HEAD") // after Error, which resets the response
 		return
 	}
 	obj, err := o.lookup(string(ctx.Path()))
@@ -150,7 +175,7 @@ func (o *origin) handle(ctx *fasthttp.RequestCtx) {
 		ctx.Error("not found: CRLs are at /<issuer>.crl and /<issuer>-delta.crl\n", 404)
 		return
 	}
-	now := time.Now()
+	now := o.g.d.Now()
 	h := &ctx.Response.Header
 	h.Set("ETag", obj.etag)
 	h.Set("Last-Modified", obj.lastMod.Format(time.RFC1123[:len(time.RFC1123)-3]+"GMT"))
@@ -158,9 +183,20 @@ func (o *origin) handle(ctx *fasthttp.RequestCtx) {
 		h.Set("Cache-Control", "public, max-age=3600")
 	} else {
 		// Cached copies must not outlive nextUpdate.
-		age := max(int(obj.expires.Sub(now).Seconds()), 0)
-		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(age)+", no-transform")
-		h.Set("Expires", obj.expires.UTC().Format(time.RFC1123[:len(time.RFC1123)-3]+"GMT"))
+		valid := max(int(obj.expires.Sub(now).Seconds()), 0)
+		age := valid
+		if obj.maxAge > 0 {
+			age = min(age, int(obj.maxAge.Seconds()))
+		}
+		cc := "public, max-age=" + strconv.Itoa(age)
+		if obj.sMaxAge > 0 {
+			cc += ", s-maxage=" + strconv.Itoa(min(age, int(obj.sMaxAge.Seconds())))
+		}
+		if valid > age {
+			cc += ", stale-if-error=" + strconv.Itoa(valid-age)
+		}
+		h.Set("Cache-Control", cc+", no-transform")
+		h.Set("Expires", now.Add(time.Duration(age)*time.Second).UTC().Format(time.RFC1123[:len(time.RFC1123)-3]+"GMT"))
 	}
 	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 {
 		if etagMatch(string(inm), obj.etag) {
@@ -261,48 +297,82 @@ func (g *Generator) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var dirtySince time.Time
+	dirty := map[string]bool{} // issuers owing a delta for new revocations
 	for {
+		var nextSecond <-chan time.Time // a CRL waits for the next second
 		for _, name := range g.order {
-			if err := g.schedule(name, dirtySince); err != nil {
+			done, err := g.schedule(name, dirty[name])
+			if err != nil {
 				g.log.Error("crlgen: issuing a CRL failed; will retry", "issuer", name, "err", err)
 			}
+			if done {
+				delete(dirty, name)
+			} else if err == nil && nextSecond == nil {
+				now := time.Now()
+				nextSecond = time.After(now.Truncate(time.Second).Add(time.Second + 10*time.Millisecond).Sub(now))
+			}
 		}
-		dirtySince = time.Time{}
 		select {
 		case <-ctx.Done():
 			return g.srv.srv.Shutdown()
 		case err := <-errc:
 			return err
 		case <-g.changed:
-			dirtySince = time.Now()
+			for _, name := range g.order {
+				dirty[name] = true
+			}
 			select { // debounce: gather a burst into one delta
 			case <-time.After(g.cfg.Debounce):
 			case <-ctx.Done():
 			}
 		case <-tick.C:
+		case <-nextSecond:
 		}
 	}
 }
 
-// schedule issues what is due for one issuer.
-func (g *Generator) schedule(name string, dirty time.Time) error {
+// schedule issues what is due for one issuer: a full CRL every
+// full_every, a delta every delta_every, when dirty (revocations came) or
+// when the last full CRL lacks one (Build failed between the two).
+// done is false when something is still owed: it failed, or it waits for
+// the next second because a CRL it would replace already carries this one
+// (Build would date it ahead of the clock, which relying parties refuse as
+// not yet valid).
+func (g *Generator) schedule(name string, dirty bool) (done bool, err error) {
 	now := g.d.Now()
 	full, err := g.st.getPublished(name, string(Full))
 	if err != nil {
-		return err
-	}
-	if full == nil || now.Sub(time.Unix(full.ThisUpdate, 0)) >= g.cfg.FullEvery {
-		_, err := g.Build(name, Full)
-		return err
+		return false, err
 	}
 	delta, err := g.st.getPublished(name, string(Delta))
 	if err != nil {
-		return err
+		return false, err
 	}
-	if delta == nil || !dirty.IsZero() || now.Sub(time.Unix(delta.ThisUpdate, 0)) >= g.cfg.DeltaEvery {
-		_, err := g.Build(name, Delta)
-		return err
+	kind := Full
+	switch {
+	case full == nil || now.Sub(time.Unix(full.ThisUpdate, 0)) >= g.cfg.FullEvery:
+		// A full CRL comes with a delta: both must be free to take this second.
+		if datedNow(full, now) || datedNow(delta, now) {
+			return false, nil
+		}
+	case delta == nil || delta.Number < full.Number || dirty || now.Sub(time.Unix(delta.ThisUpdate, 0)) >= g.cfg.DeltaEvery:
+		if datedNow(delta, now) {
+			return false, nil
+		}
+		kind = Delta
+	default:
+		return true, nil
 	}
-	return nil
+	if _, err := g.Build(name, kind); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// datedNow says whether p carries the current second or, by Build's
+// strictly increasing thisUpdate, a second or two ahead. A clock that
+// stepped back further does not hold issuance up: Build then dates CRLs
+// after the last ones.
+func datedNow(p *published, now time.Time) bool {
+	return p != nil && p.ThisUpdate >= now.Unix() && p.ThisUpdate <= now.Unix()+2
 }

@@ -22,6 +22,10 @@ import (
 //	n/<issuer>             the next CRL number (8 bytes)
 //	c/<issuer>/full        the last full CRL: published (CBOR)
 //	c/<issuer>/delta       the last delta CRL: published (CBOR)
+//	f/<issuer>             the full CRLs published and not yet past their
+//	                       nextUpdate, and always the last one, oldest
+//	                       first: []fullRef (CBOR), written in one synced
+//	                       batch with c/<issuer>/full
 //
 // INVARIANT: records and the last applied sequence are written in one
 // synced batch, and a CRL number is used up (synced) before the CRL that
@@ -52,6 +56,17 @@ type published struct {
 	NextUpdate int64  `cbor:"5,keyasint"`
 	Entries    int    `cbor:"6,keyasint"`
 	DER        []byte `cbor:"7,keyasint"`
+}
+
+// fullRef is what later CRLs need of a published full CRL: a delta names
+// the oldest current one as its base and lists what came after its
+// AsOfSeq; the next full CRL drops an expired entry only once the last
+// one, issued after the certificate's notAfter, listed it.
+type fullRef struct {
+	Number     int64  `cbor:"1,keyasint"`
+	AsOfSeq    uint64 `cbor:"2,keyasint"`
+	ThisUpdate int64  `cbor:"3,keyasint"` // Unix seconds
+	NextUpdate int64  `cbor:"4,keyasint"`
 }
 
 func openStore(dir string, minFree uint64) (*store, error) {
@@ -196,6 +211,50 @@ func (s *store) putPublished(issuer, kind string, p *published) error {
 		return err
 	}
 	return s.db.Set([]byte("c/"+issuer+"/"+kind), v, pebble.Sync)
+}
+
+// fulls returns the issuer's full CRLs that f/<issuer> keeps, oldest
+// first. A store written before that key existed has its last full CRL.
+func (s *store) fulls(issuer string) ([]fullRef, error) {
+	v, c, err := s.db.Get([]byte("f/" + issuer))
+	if errors.Is(err, pebble.ErrNotFound) {
+		p, err := s.getPublished(issuer, "full")
+		if err != nil || p == nil {
+			return nil, err
+		}
+		return []fullRef{{Number: p.Number, AsOfSeq: p.AsOfSeq, ThisUpdate: p.ThisUpdate, NextUpdate: p.NextUpdate}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var fs []fullRef
+	if err := cbor.Unmarshal(v, &fs); err != nil {
+		return nil, fmt.Errorf("crlgen: damaged full CRL history of %s: %w", issuer, err)
+	}
+	return fs, nil
+}
+
+// putFull publishes a full CRL and the history that ends with it in one
+// synced batch.
+func (s *store) putFull(issuer string, p *published, fulls []fullRef) error {
+	v, err := cbor.Marshal(p)
+	if err != nil {
+		return err
+	}
+	h, err := cbor.Marshal(fulls)
+	if err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set([]byte("c/"+issuer+"/full"), v, nil); err != nil {
+		return err
+	}
+	if err := b.Set([]byte("f/"+issuer), h, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }
 
 // Revocation is what crlgen keeps of one revoked serial.
