@@ -12,7 +12,29 @@
 // Answers are signed once and kept until half their validity has passed,
 // and dropped at once when the ledger changes the serial's status.
 // Nonces are ignored (RFC 5019 §4: pre-produced responses carry none).
-// Requests with more than one CertID are refused as malformed.
+//
+// What the responder reads and answers:
+//
+//   - GET, HEAD and POST (RFC 6960 appendix A, RFC 9110 §9.3.2); any other
+//     method gets 405 with Allow. A POST's Content-Type may be missing; an
+//     explicit one other than application/ocsp-request is malformedRequest.
+//   - CertIDs in SHA-1, SHA-256, SHA-384 or SHA-512, the hash's parameters
+//     NULL or absent; the answer's CertID is the request's, byte for byte.
+//     Another hash is unauthorized, other parameters malformedRequest.
+//   - Up to maxCertIDs (8) CertIDs in one request, all of one issuer: one
+//     SingleResponse each, in the request's order, signed once and not
+//     cached. More than 8 is malformedRequest; CertIDs of two issuers are
+//     unauthorized (each issuer's answers have their own signer).
+//   - Serials of zero or below are answered unknown (RFC 5280 §4.1.2.2).
+//   - A critical request extension other than the nonce is malformedRequest
+//     (RFC 6960 §4.4); signed requests are read, the signature ignored.
+//   - POST bodies up to MaxRequestBytes; above it malformedRequest, and 413
+//     above four times it (fasthttp does not read the body).
+//
+// Answers name the responder byKey (RFC 5019 §2.2.2), backdate thisUpdate
+// by thisUpdateBackdate for slow device clocks, and carry RFC 5019 §6.2
+// caching headers; a GET or HEAD is answered 304 on a matching
+// If-None-Match, or without one on If-Modified-Since (RFC 9110 §13.2.2).
 package responder
 
 import (
@@ -55,14 +77,18 @@ type Config struct {
 	HSM hsm.Config `yaml:"hsm"`
 	// Ledger feeds the store.
 	Ledger ledger.Config `yaml:"ledger"`
-	// ResponseValidity is nextUpdate - thisUpdate of an answer. Default 1h.
+	// ResponseValidity is nextUpdate - producedAt of an answer; thisUpdate
+	// is up to 5 minutes before producedAt (thisUpdateBackdate). Default 1h.
 	ResponseValidity time.Duration `yaml:"response_validity"`
 	// ResponderValidity is the delegated responder certificate's lifetime.
 	// Default 48h.
 	ResponderValidity time.Duration `yaml:"responder_validity"`
 	// ExpectedCertificates sizes each issuer's bloom filter. Default 1,000,000.
 	ExpectedCertificates uint `yaml:"expected_certificates"`
-	// MaxRequestBytes bounds a request. Default 4096.
+	// MaxRequestBytes bounds a request: a POST body above it is answered
+	// malformedRequest, one above four times it is refused with 413
+	// unread. Default 16 KiB, room for a signed request with its
+	// certificates (RFC 6960 §4.1.2).
 	MaxRequestBytes int `yaml:"max_request_bytes"`
 	// MinFreeBytes is the space the responder keeps free on dir's disk:
 	// below it, it stops applying the ledger and answers tryLater (its
@@ -94,7 +120,7 @@ func (c *Config) Defaults() {
 		c.ExpectedCertificates = 1_000_000
 	}
 	if c.MaxRequestBytes == 0 {
-		c.MaxRequestBytes = 4096
+		c.MaxRequestBytes = 16 << 10
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = 64 << 20
@@ -182,18 +208,24 @@ type Responder struct {
 }
 
 type cacheKey struct {
-	issuer string
-	serial string
-	hash   crypto.Hash
+	issuer   string
+	serial   string // certID.serial
+	hash     crypto.Hash
+	noParams bool // the CertID's form: see certID.noParams
 }
 
 type answer struct {
 	der        []byte
-	thisUpdate time.Time
+	thisUpdate time.Time // the latest of its SingleResponses': Last-Modified
 	nextUpdate time.Time
 	staleAt    time.Time
 	// headers, made once
 	etag, lastMod, expires []byte
+	// lastModStrong: no status changed in the second the answer was made
+	// or while it was made, so that no answer with another status has its
+	// Last-Modified, and If-Modified-Since may be answered 304 with it
+	// (HTTP dates are to the second; RFC 9110 §8.8.2.2).
+	lastModStrong bool
 }
 
 // New opens the store, the HSM and the ledger and certifies a delegated
@@ -245,8 +277,8 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Responder, error) {
 	}
 	r.srv = &fasthttp.Server{
 		Name: "certmill-responder", Handler: r.handle, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
-		IdleTimeout: 60 * time.Second, MaxRequestBodySize: cfg.MaxRequestBytes, NoDefaultServerHeader: true, ReadBufferSize: 8192,
-		Logger: slogPrintf{d.Log},
+		IdleTimeout: 60 * time.Second, MaxRequestBodySize: 4 * cfg.MaxRequestBytes, NoDefaultServerHeader: true, ReadBufferSize: 8192,
+		ErrorHandler: errorHandler, Logger: slogPrintf{d.Log},
 	}
 	return r, nil
 }
@@ -266,20 +298,17 @@ func loadIssuer(p *profile.Issuer, h *hsm.HSM) (*issuer, error) {
 // newIssuer computes the CertID hashes that name the issuer in requests.
 func newIssuer(name string, cert *x509.Certificate, key *hsm.Key) (*issuer, error) {
 	is := &issuer{name: name, cert: cert, caKey: key, nameHash: map[crypto.Hash][]byte{}, keyHash: map[crypto.Hash][]byte{}}
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+	bits, err := publicKeyBits(cert.RawSubjectPublicKeyInfo)
+	if err != nil {
 		return nil, err
 	}
-	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
-		hn := h.New()
+	for _, h := range certIDHashes {
+		hn := h.hash.New()
 		hn.Write(cert.RawSubject)
-		is.nameHash[h] = hn.Sum(nil)
-		hk := h.New()
-		hk.Write(spki.PublicKey.RightAlign())
-		is.keyHash[h] = hk.Sum(nil)
+		is.nameHash[h.hash] = hn.Sum(nil)
+		hk := h.hash.New()
+		hk.Write(bits)
+		is.keyHash[h.hash] = hk.Sum(nil)
 	}
 	return is, nil
 }
@@ -331,15 +360,21 @@ func (r *Responder) certify(is *issuer) error {
 	return nil
 }
 
-// forget drops cached answers for a serial whose status changed.
+// forget drops cached answers for a serial whose status changed: in
+// every CertID hash and form. s is the serial's octets as the store keys
+// them.
 func (r *Responder) forget(issuerName string, s []byte) {
+	sk := serialKey(s)
 	r.cacheMu.Lock()
 	defer r.cacheMu.Unlock()
 	r.changes.Add(1)
-	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
-		r.cache.Delete(cacheKey{issuerName, string(s), h})
-		if r.unknown != nil {
-			r.unknown.Remove(cacheKey{issuerName, string(s), h})
+	for _, h := range certIDHashes {
+		for _, noParams := range []bool{false, true} {
+			k := cacheKey{issuerName, sk, h.hash, noParams}
+			r.cache.Delete(k)
+			if r.unknown != nil {
+				r.unknown.Remove(k)
+			}
 		}
 	}
 }

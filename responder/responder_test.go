@@ -116,7 +116,9 @@ func TestStatusesOverGETAndPOST(t *testing.T) {
 		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
 			name := fmt.Sprintf("%s/%v", method, h)
 			r, hdr := e.query(t, method, sn(0), h)
-			if r.Status != ocsp.Good || r.Certificate == nil || r.NextUpdate.Sub(r.ThisUpdate) != time.Hour {
+			// thisUpdate 5 minutes back for slow clocks; byKey (RFC 5019 §2.2.2).
+			if r.Status != ocsp.Good || r.Certificate == nil || r.NextUpdate.Sub(r.ProducedAt) != time.Hour || r.ProducedAt.Sub(r.ThisUpdate) != 5*time.Minute ||
+				len(r.ResponderKeyHash) != 20 || r.RawResponderName != nil {
 				t.Fatalf("%s good: %+v", name, r)
 			}
 			if !hasNoCheck(r.Certificate) || r.Certificate.ExtKeyUsage[0] != x509.ExtKeyUsageOCSPSigning {
@@ -207,6 +209,22 @@ func TestOpenSSL(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), ": good") || !strings.Contains(string(out), "Response verify OK") {
 		t.Fatalf("openssl on a GET answer: %v\n%s", err, out)
 	}
+	// Several certificates in one request, as -serial asks: one answer,
+	// every status, verified (byKey names the signer, RFC 5019 §2.2.2).
+	// Serials of zero and below are unknown (RFC 5280 §4.1.2.2).
+	for _, hash := range []string{"-sha1", "-sha256", "-sha384"} {
+		args := []string{"ocsp", hash, "-issuer", issuerFile, "-url", url, "-CAfile", trust, "-no_nonce"}
+		good, _ := serial.Parse(serials[0])
+		revoked, _ := serial.Parse(serials[1])
+		for _, s := range []string{"0x" + good.Text(16), "0x" + revoked.Text(16), "0x" + sn.Text(16), "0", "-5"} {
+			args = append(args, "-serial", s)
+		}
+		out, err := exec.Command("openssl", args...).CombinedOutput()
+		s := string(out)
+		if err != nil || !strings.Contains(s, "Response verify OK") || strings.Count(s, ": good") != 1 || strings.Count(s, ": revoked") != 1 || strings.Count(s, ": unknown") != 3 {
+			t.Fatalf("openssl ocsp %s with five -serial: %v\n%s", hash, err, s)
+		}
+	}
 	v, _ := exec.Command("openssl", "version").Output()
 	t.Logf("checked with %s", bytes.TrimSpace(v))
 }
@@ -233,10 +251,16 @@ func TestErrors(t *testing.T) {
 	if b := post(der, "text/plain"); !bytes.Equal(b, ocsp.MalformedRequestErrorResponse) {
 		t.Fatalf("wrong content type: %x", b)
 	}
-	// Two CertIDs in one request: x/crypto/ocsp would read the first only.
+	// Two CertIDs in one request: one SingleResponse each.
 	two := twoCertIDs(t, der)
-	if b := post(two, "application/ocsp-request"); !bytes.Equal(b, ocsp.MalformedRequestErrorResponse) {
-		t.Fatalf("two CertIDs: %x", b)
+	tr, err := http.Post(e.url, "application/ocsp-request", bytes.NewReader(two))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(tr.Body)
+	tr.Body.Close()
+	if r, err := ocsp.ParseResponseForCert(b, &x509.Certificate{SerialNumber: sn}, e.ca); err != nil || r.Status != ocsp.Unknown {
+		t.Fatalf("two CertIDs: %v %+v", err, r)
 	}
 	// An issuer the responder does not serve.
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -247,12 +271,39 @@ func TestErrors(t *testing.T) {
 	if b := post(der2, "application/ocsp-request"); !bytes.Equal(b, ocsp.UnauthorizedErrorResponse) {
 		t.Fatalf("unknown issuer: %x", b)
 	}
-	resp, _ := http.Post(e.url, "application/ocsp-request", bytes.NewReader(make([]byte, 10000)))
-	if resp.StatusCode != 413 && resp.StatusCode != 400 {
-		b, _ := io.ReadAll(resp.Body)
-		if !bytes.Equal(b, ocsp.MalformedRequestErrorResponse) {
-			t.Fatalf("oversized: %d %x", resp.StatusCode, b)
+	// Above max_request_bytes (16 KiB): an OCSP answer; above four times
+	// it, 413 without reading the body.
+	if b := post(make([]byte, 20<<10), "application/ocsp-request"); !bytes.Equal(b, ocsp.MalformedRequestErrorResponse) {
+		t.Fatalf("oversized: %x", b)
+	}
+	if resp, err := http.Post(e.url, "application/ocsp-request", bytes.NewReader(make([]byte, 100<<10))); err == nil {
+		if resp.Body.Close(); resp.StatusCode != 413 {
+			t.Fatalf("far oversized: %d", resp.StatusCode)
 		}
+	}
+	// 405 says what is allowed; HEAD is GET without the body.
+	req, _ := http.NewRequest("PUT", e.url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Body.Close(); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+		t.Fatalf("PUT: %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	getURL := e.url + "/" + base64.StdEncoding.EncodeToString(der)
+	resp, err = http.Head(getURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get, err := http.Get(getURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if resp.Body.Close(); resp.StatusCode != 200 || resp.Header.Get("ETag") == "" || resp.Header.Get("ETag") != get.Header.Get("ETag") ||
+		resp.Header.Get("Content-Type") != "application/ocsp-response" || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("HEAD: %d %v (GET: %v, %d bytes)", resp.StatusCode, resp.Header, get.Header, len(body))
 	}
 }
 
