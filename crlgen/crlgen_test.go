@@ -217,6 +217,13 @@ func TestFullAndDeltaWithOpenSSL(t *testing.T) {
 	if resp.StatusCode != 304 {
 		t.Fatalf("If-Modified-Since: %d", resp.StatusCode)
 	}
+	// A later date is no proof that the client holds this CRL (it may
+	// have fetched the one before after this one's thisUpdate).
+	lm, _ := http.ParseTime(r2.Header.Get("Last-Modified"))
+	resp, _ = get(t, base+"/manufacturing.crl", map[string]string{"If-Modified-Since": lm.Add(time.Minute).Format(http.TimeFormat)})
+	if resp.StatusCode != 200 {
+		t.Fatalf("If-Modified-Since later than Last-Modified: %d, want the CRL", resp.StatusCode)
+	}
 	var maxAge int
 	fmt.Sscanf(r2.Header.Get("Cache-Control"), "public, max-age=%d", &maxAge)
 	if maxAge <= 0 || time.Duration(maxAge)*time.Second > min(time.Until(fullCRL.NextUpdate)+time.Second, time.Hour) || r2.Header.Get("Expires") == "" {

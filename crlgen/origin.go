@@ -204,7 +204,11 @@ func (o *origin) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	} else if ims := ctx.Request.Header.Peek("If-Modified-Since"); len(ims) > 0 {
-		if t, err := time.Parse(time.RFC1123[:len(time.RFC1123)-3]+"GMT", string(ims)); err == nil && !obj.lastMod.After(t) {
+		// Only Last-Modified itself (RFC 9110 §13.1.3 allows an exact
+		// match): thisUpdate is taken before the CRL is signed and
+		// published, so a client's later date (when it fetched the one
+		// before) is no proof that it holds this one.
+		if t, err := time.Parse(time.RFC1123[:len(time.RFC1123)-3]+"GMT", string(ims)); err == nil && obj.lastMod.Truncate(time.Second).Equal(t) {
 			ctx.SetStatusCode(304)
 			return
 		}

@@ -186,8 +186,9 @@ func readCertID(in *cryptobyte.String, id *certID) bool {
 	}
 	// RFC 5754 §2 (SHA-2: absent) and RFC 6960's SHA-1 form (NULL), nothing else.
 	id.noParams = alg.Empty()
-	if !id.noParams && (!alg.SkipASN1(asn1.NULL) || !alg.Empty()) {
-		return false
+	var null cryptobyte.String
+	if !id.noParams && (!alg.ReadASN1(&null, asn1.NULL) || len(null) != 0 || !alg.Empty()) {
+		return false // a NULL with content would not be echoed as sent
 	}
 	return len(id.nameHash) == id.hash.Size() && len(id.keyHash) == id.hash.Size()
 }
@@ -372,8 +373,8 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 	var cc [96]byte
 	maxAge := max(int64(time.Until(a.staleAt)/time.Second), 0)
 	h.SetCanonical(hdrCacheControl, append(strconv.AppendInt(append(cc[:0], "max-age="...), maxAge, 10), ", public, no-transform, must-revalidate"...))
-	// RFC 9110 §13.1.1, §13.1.3: If-None-Match and If-Modified-Since
-	// apply to GET and HEAD; a POST is answered in full.
+	// RFC 9110 §13.1.2: If-None-Match applies to GET and HEAD; a POST is
+	// answered in full.
 	if get && notModified(&ctx.Request.Header, a) {
 		ctx.SetStatusCode(304)
 		return
@@ -381,20 +382,15 @@ func (r *Responder) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(a.der)
 }
 
-// notModified evaluates a GET's or HEAD's preconditions against the
-// answer in the order of RFC 9110 §13.2.2: If-None-Match when present,
-// otherwise If-Modified-Since.
+// notModified evaluates a GET's or HEAD's If-None-Match against the
+// answer. If-Modified-Since is ignored (RFC 9110 §13.1.3 lets a server do
+// so): Last-Modified is thisUpdate, to the second and backdated, so a
+// client's date (its last fetch, or a lagging replica's answer) can be
+// later than the thisUpdate of an answer that says revoked, and a 304
+// would keep it on good. Every signed answer has its own ETag.
 func notModified(h *fasthttp.RequestHeader, a *answer) bool {
-	if inm := h.PeekBytes(hdrIfNoneMatch); len(inm) > 0 {
-		return etagListed(inm, a.etag)
-	}
-	ims := h.PeekBytes(hdrIfModifiedSince)
-	if len(ims) == 0 || !a.lastModStrong {
-		return false
-	}
-	// RFC 9110 §13.1.3: an invalid date is ignored.
-	t, err := fasthttp.ParseHTTPDate(ims)
-	return err == nil && !a.thisUpdate.After(t)
+	inm := h.PeekBytes(hdrIfNoneMatch)
+	return len(inm) > 0 && etagListed(inm, a.etag)
 }
 
 // etagListed applies If-None-Match's weak comparison (RFC 9110 §13.1.2):
@@ -415,15 +411,14 @@ func etagListed(list, etag []byte) bool {
 const httpDate = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 var (
-	contentTypeOCSP    = []byte("application/ocsp-response")
-	hdrETag            = []byte("ETag")
-	hdrLastModified    = []byte("Last-Modified")
-	hdrExpires         = []byte("Expires")
-	hdrCacheControl    = []byte("Cache-Control")
-	hdrIfNoneMatch     = []byte("If-None-Match")
-	hdrIfModifiedSince = []byte("If-Modified-Since")
-	comma              = []byte(",")
-	weakPrefix         = []byte("W/")
+	contentTypeOCSP = []byte("application/ocsp-response")
+	hdrETag         = []byte("ETag")
+	hdrLastModified = []byte("Last-Modified")
+	hdrExpires      = []byte("Expires")
+	hdrCacheControl = []byte("Cache-Control")
+	hdrIfNoneMatch  = []byte("If-None-Match")
+	comma           = []byte(",")
+	weakPrefix      = []byte("W/")
 )
 
 // thisUpdateBackdate is how far before producedAt an answer's thisUpdate
@@ -482,14 +477,13 @@ func (r *Responder) answer(is *issuer, id *certID) (*answer, error) {
 		}
 	}
 	before := r.changes.Load()
-	epoch := r.st.epoch.Load()
 	st, known, err := r.statusOf(is, id)
 	if err != nil {
 		return nil, err
 	}
 	// A copy: the request, which id is part of, stays on handle's stack.
 	idc := *id
-	a, err := r.sign(is, now, epoch, []single{{id: &idc, status: st}})
+	a, err := r.sign(is, now, []single{{id: &idc, status: st}})
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +506,6 @@ func (r *Responder) answer(is *issuer, id *certID) (*answer, error) {
 // cache is for the single-CertID requests nearly every client sends.
 func (r *Responder) answerAll(is *issuer, ids []certID) (*answer, error) {
 	now := time.Now()
-	epoch := r.st.epoch.Load()
 	singles := make([]single, len(ids))
 	own := append([]certID(nil), ids...) // handle's request stays on its stack
 	for i := range own {
@@ -522,7 +515,7 @@ func (r *Responder) answerAll(is *issuer, ids []certID) (*answer, error) {
 		}
 		singles[i] = single{id: &own[i], status: st}
 	}
-	return r.sign(is, now, epoch, singles)
+	return r.sign(is, now, singles)
 }
 
 // statusOf looks id's serial up; known is false without a record.
@@ -550,9 +543,8 @@ func (r *Responder) statusOf(is *issuer, id *certID) (s certStatus, known bool, 
 }
 
 // sign signs singles (statuses filled in) with is's delegated responder
-// as of now, and makes the answer's HTTP headers. epoch is the store's
-// epoch read before the statuses were.
-func (r *Responder) sign(is *issuer, now time.Time, epoch uint64, singles []single) (*answer, error) {
+// as of now, and makes the answer's HTTP headers.
+func (r *Responder) sign(is *issuer, now time.Time, singles []single) (*answer, error) {
 	produced := now.UTC().Truncate(time.Second)
 	next := produced.Add(r.cfg.ResponseValidity)
 	var last time.Time
@@ -579,6 +571,5 @@ func (r *Responder) sign(is *issuer, now time.Time, epoch uint64, singles []sing
 	sum := sha256.Sum256(der)
 	return &answer{der: der, thisUpdate: last, nextUpdate: next, staleAt: produced.Add(r.cfg.ResponseValidity / 2),
 		// RFC 5019 §6.2: Last-Modified is thisUpdate, Expires nextUpdate.
-		etag: []byte(`"` + hex.EncodeToString(sum[:16]) + `"`), lastMod: []byte(last.Format(httpDate)), expires: []byte(next.Format(httpDate)),
-		lastModStrong: r.st.changesSettledBefore(epoch, produced)}, nil
+		etag: []byte(`"` + hex.EncodeToString(sum[:16]) + `"`), lastMod: []byte(last.Format(httpDate)), expires: []byte(next.Format(httpDate))}, nil
 }

@@ -34,7 +34,7 @@
 // Answers name the responder byKey (RFC 5019 §2.2.2), backdate thisUpdate
 // by thisUpdateBackdate for slow device clocks, and carry RFC 5019 §6.2
 // caching headers; a GET or HEAD is answered 304 on a matching
-// If-None-Match, or without one on If-Modified-Since (RFC 9110 §13.2.2).
+// If-None-Match (If-Modified-Since is ignored: see notModified).
 package responder
 
 import (
@@ -221,11 +221,6 @@ type answer struct {
 	staleAt    time.Time
 	// headers, made once
 	etag, lastMod, expires []byte
-	// lastModStrong: no status changed in the second the answer was made
-	// or while it was made, so that no answer with another status has its
-	// Last-Modified, and If-Modified-Since may be answered 304 with it
-	// (HTTP dates are to the second; RFC 9110 §8.8.2.2).
-	lastModStrong bool
 }
 
 // New opens the store, the HSM and the ledger and certifies a delegated

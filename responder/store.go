@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/cockroachdb/pebble/v2"
@@ -37,12 +35,6 @@ type store struct {
 	dir      string
 	minFree  uint64                             // bytes to keep free: writes stop cleanly before the disk is full
 	onChange func(issuer string, serial []byte) // a status changed: drop cached answers
-	// epoch is odd while Apply changes statuses, from before the commit
-	// until every onChange has returned, and even otherwise (Apply is
-	// called by one goroutine, the ledger's follower); changedAt is the
-	// Unix second at which the last change ended. See changesSettledBefore.
-	epoch     atomic.Uint64
-	changedAt atomic.Int64
 }
 
 // status is what the responder knows of one serial.
@@ -188,13 +180,6 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 	if err := kvstore.CheckRoom(s.dir, s.minFree); err != nil {
 		return err
 	}
-	if len(changed) > 0 {
-		s.epoch.Add(1)
-		defer func() {
-			s.changedAt.Store(time.Now().Unix())
-			s.epoch.Add(1)
-		}()
-	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
@@ -211,15 +196,6 @@ func (s *store) Apply(es []ledger.Entry, last uint64) error {
 		}
 	}
 	return nil
-}
-
-// changesSettledBefore reports whether an answer made at produced, from
-// statuses read after the epoch was epoch, has a Last-Modified (its
-// second, or a fixed time before it) that no answer with another status
-// of the same serial has: no status change was under way when epoch was
-// read or began since, and the last one ended before produced's second.
-func (s *store) changesSettledBefore(epoch uint64, produced time.Time) bool {
-	return epoch%2 == 0 && s.epoch.Load() == epoch && s.changedAt.Load() < produced.Unix()
 }
 
 func entryKey(e ledger.Entry) (string, []byte) {
