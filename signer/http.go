@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math/big"
 	"mime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -730,31 +731,27 @@ func (j *CertificateJSON) revoked(at int64, reason int, invalidity int64) {
 	}
 }
 
-// Revocation reasons an end-entity certificate may be revoked for (RFC
-// 5280 §5.3.1). certificateHold is refused: a revocation never goes back
-// to good. cACompromise and aACompromise do not apply to a leaf.
-var reasons = map[string]int{
-	"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3, "superseded": 4,
-	"cessationOfOperation": 5, "privilegeWithdrawn": 9,
-}
+// crlReasons are RFC 5280 §5.3.1's CRLReason names by code ("" for 7,
+// which is not used).
+var crlReasons = [...]string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+	"cessationOfOperation", "certificateHold", "", "removeFromCRL", "privilegeWithdrawn", "aACompromise"}
 
-// ReasonName is the RFC 5280 name of a CRLReason code.
-func ReasonName(code int) string {
-	for n, c := range reasons {
-		if c == code {
-			return n
-		}
-	}
-	return strconv.Itoa(code)
-}
-
-// refusedReasons says why the other RFC 5280 codes are not accepted.
+// refusedReasons says why the codes a device's certificate is not revoked
+// for are refused.
 var refusedReasons = map[int]string{
 	2:  "cACompromise (2) applies to a CA certificate, not to a device's",
 	6:  "certificateHold (6) is refused: a revoked certificate never goes back to good",
 	7:  "7 is not used in RFC 5280",
 	8:  "removeFromCRL (8) only appears in delta CRLs",
 	10: "aACompromise (10) applies to attribute authorities",
+}
+
+// ReasonName is the RFC 5280 name of a CRLReason code.
+func ReasonName(code int) string {
+	if code >= 0 && code < len(crlReasons) && crlReasons[code] != "" {
+		return crlReasons[code]
+	}
+	return strconv.Itoa(code)
 }
 
 type revokeRequest struct {
@@ -770,36 +767,28 @@ func reasonCode(raw json.RawMessage) (int, *problem.Problem) {
 		return 0, nil
 	}
 	var name string
-	var code int
+	code := -1
 	if json.Unmarshal(raw, &name) == nil {
-		c, ok := reasons[name]
-		if ok {
-			return c, nil
+		if name != "" {
+			code = slices.Index(crlReasons[:], name)
 		}
-		if c, known := refusedReasonNames[name]; known {
-			return 0, problem.New(problem.BadReason, 400, "reason %q: %s; use one of %s", name, refusedReasons[c], reasonList())
-		}
-		return 0, problem.New(problem.BadReason, 400, "reason %q is not an RFC 5280 reason: use one of %s", name, reasonList())
-	}
-	if err := json.Unmarshal(raw, &code); err != nil {
+	} else if err := json.Unmarshal(raw, &code); err != nil {
 		return 0, problem.New(problem.BadReason, 400, "reason %s: give a name or an RFC 5280 code, one of %s", raw, reasonList())
 	}
 	if why, refused := refusedReasons[code]; refused {
-		return 0, problem.New(problem.BadReason, 400, "reason %d: %s; use one of %s", code, why, reasonList())
+		return 0, problem.New(problem.BadReason, 400, "reason %s: %s; use one of %s", raw, why, reasonList())
 	}
-	if ReasonName(code) == strconv.Itoa(code) {
-		return 0, problem.New(problem.BadReason, 400, "reason %d is not an RFC 5280 code: use one of %s", code, reasonList())
+	if code < 0 || code >= len(crlReasons) {
+		return 0, problem.New(problem.BadReason, 400, "reason %s is not an RFC 5280 reason: use one of %s", raw, reasonList())
 	}
 	return code, nil
 }
 
-var refusedReasonNames = map[string]int{"cACompromise": 2, "certificateHold": 6, "removeFromCRL": 8, "aACompromise": 10}
-
 // reasonList names the accepted reasons with their codes, in code order.
 func reasonList() string {
 	var out []string
-	for c := range 11 {
-		if n := ReasonName(c); n != strconv.Itoa(c) {
+	for c, n := range crlReasons {
+		if _, refused := refusedReasons[c]; n != "" && !refused {
 			out = append(out, fmt.Sprintf("%s (%d)", n, c))
 		}
 	}

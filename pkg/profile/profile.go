@@ -193,12 +193,8 @@ func (pr *Profile) requestedUsage(ext pkix.Extension) string {
 	return ""
 }
 
+// kuName names a key usage bit as RFC 5280 §4.2.1.3 does.
 func kuName(ku x509.KeyUsage) string {
-	for n, u := range kuByName {
-		if u == ku {
-			return n
-		}
-	}
 	names := []string{"digitalSignature", "contentCommitment", "keyEncipherment", "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"}
 	for i, n := range names {
 		if ku == 1<<i {

@@ -83,7 +83,7 @@ func HashToken(token string) string {
 // regard to case and may be followed by several spaces (RFC 9110 §11.1,
 // RFC 6750 §2.1: "Bearer" 1*SP b64token).
 func (s *Set) Authenticate(authorization []byte) *Tenant {
-	tok, ok := BearerToken(string(authorization))
+	tok, ok := bearerToken(string(authorization))
 	if !ok {
 		return nil
 	}
@@ -97,9 +97,9 @@ func (s *Set) Authenticate(authorization []byte) *Tenant {
 	return found
 }
 
-// BearerToken is the token of an Authorization header value with the
+// bearerToken is the token of an Authorization header value with the
 // Bearer scheme.
-func BearerToken(authorization string) (string, bool) {
+func bearerToken(authorization string) (string, bool) {
 	scheme, tok, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
